@@ -1,0 +1,1 @@
+"""Release Ledger: an event-sourced ledger of release trains."""

@@ -1,0 +1,65 @@
+"""The base of every ledger aggregate: metadata on every event and the hash chain."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Self
+
+from eventsourcing.domain import Aggregate, CanInitAggregate, CanMutateAggregate
+from eventsourcing.utils import get_topic
+
+from ledger.chain import GENESIS, event_digest
+from ledger.metadata import EventMeta
+
+
+class LedgerAggregate(Aggregate):
+    """An aggregate whose events carry ``meta`` and extend the stream's hash chain.
+
+    The chain fields are filled in where the library constructs events
+    (``trigger_event`` and ``_create``), so command methods never see them.
+    """
+
+    chain_head: str = GENESIS
+
+    class Event(Aggregate.Event):
+        meta: EventMeta
+        prev_hash: str
+        digest: str
+
+        def mutate(self, aggregate: Any) -> Any:
+            mutated = super().mutate(aggregate)
+            if mutated is not None:
+                mutated.chain_head = self.digest
+            return mutated
+
+        @property
+        def recorded_at(self) -> Any:
+            return self.timestamp
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    @classmethod
+    def _create(
+        cls,
+        event_class: type[CanInitAggregate[Any]],
+        *,
+        id: Any = None,
+        **kwargs: Any,
+    ) -> Self:
+        kwargs = dict(kwargs)
+        if id is None:
+            id_params = inspect.signature(cls.create_id).parameters
+            id = cls.create_id(**{k: v for k, v in kwargs.items() if k in id_params})
+        kwargs.setdefault("timestamp", event_class.create_timestamp())
+        kwargs["originator_topic"] = get_topic(cls)
+        kwargs["prev_hash"] = GENESIS
+        kwargs["digest"] = event_digest(get_topic(event_class), id, cls.INITIAL_VERSION, kwargs)
+        return super()._create(event_class, id=id, **kwargs)
+
+    def trigger_event(self, event_class: type[CanMutateAggregate[Any]], **kwargs: Any) -> None:
+        kwargs = dict(kwargs)
+        kwargs.setdefault("timestamp", event_class.create_timestamp())
+        kwargs["prev_hash"] = self.chain_head
+        kwargs["digest"] = event_digest(get_topic(event_class), self.id, self.version + 1, kwargs)
+        super().trigger_event(event_class, **kwargs)

@@ -1,0 +1,101 @@
+"""Settings, in one place, read from ``LEDGER_*`` environment variables and a ``.env`` file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.exceptions import ConfigurationError
+from ledger.readiness import DEFAULT_QA_TARGET
+
+APPLICATION_NAME = "Ledger"
+
+
+def default_database_url() -> str:
+    """The embedded default: a SQLite file in the user's data directory."""
+    return f"sqlite:///{Path(user_data_dir('release-ledger')) / 'ledger.sqlite3'}"
+
+
+class Settings(BaseSettings):
+    """Everything the ledger reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    qa_target: float = Field(default=DEFAULT_QA_TARGET, gt=0, le=100)
+    aggregate_cache_size: int = Field(default=1000, ge=0)
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where the events live, parsed from one URL, as the event store library wants it."""
+
+    url: str
+    backend: str
+    env: dict[str, str]
+    location: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        """``postgresql://user:password@host:port/db``, ``sqlite:///path`` or ``memory://``."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+", 1)[0]
+        if scheme in ("postgresql", "postgres"):
+            return cls._postgres(url)
+        if scheme == "sqlite":
+            # As in SQLAlchemy: sqlite:///relative/file, sqlite:////absolute/file.
+            prefix = "sqlite:///"
+            path = unquote(url[len(prefix) :]) if url.startswith(prefix) else ""
+            return cls._sqlite(url, path.split("?", 1)[0])
+        if scheme == "memory":
+            return cls(url, "memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"}, "memory")
+        raise ConfigurationError(
+            f"LEDGER_DATABASE_URL must start with postgresql://, sqlite:/// or memory://, "
+            f"not {url.split('://', 1)[0]!r}"
+        )
+
+    @classmethod
+    def _postgres(cls, url: str) -> Database:
+        parts = urlsplit(url)
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        dbname = unquote(parts.path.lstrip("/"))
+        if not dbname:
+            raise ConfigurationError(f"the PostgreSQL URL names no database: {cls._mask(url)}")
+        host = query.get("host") or parts.hostname or "127.0.0.1"
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": dbname,
+            "POSTGRES_HOST": host,
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+        }
+        location = f"{host}:{parts.port or 5432}/{dbname}"
+        return cls(cls._mask(url), "postgresql", env, location)
+
+    @classmethod
+    def _sqlite(cls, url: str, path: str) -> Database:
+        if not path:
+            raise ConfigurationError("the SQLite URL names no file: use sqlite:///path/to/file")
+        file = Path(path).expanduser()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(file)}
+        return cls(url, "sqlite", env, str(file))
+
+    @staticmethod
+    def _mask(url: str) -> str:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        return url.replace(f":{parts.password}@", ":***@", 1)
+
+    def describe(self) -> str:
+        """One line for people: which backend, and where."""
+        names = {"postgresql": "PostgreSQL", "sqlite": "SQLite", "memory": "in-memory"}
+        return f"{names[self.backend]} event store at {self.location}"

@@ -1,0 +1,214 @@
+"""Raw access to the stored event log, beside the library's own API.
+
+The library appends and reads events; the ledger also needs to find an event's
+position, to import events at their original positions, and on PostgreSQL to make
+the table refuse UPDATE and DELETE. That is backend-specific SQL, kept here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder, Notification
+from eventsourcing.popo import POPOApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg import sql
+
+from ledger.exceptions import ConfigurationError
+
+READ_BATCH = 1000
+WRITE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """One stored event as it lies in the table, with its position in the log."""
+
+    position: int
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+class EventLog:
+    """Reads the whole log in order; subclasses add what needs their database's SQL."""
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        self.recorder = recorder
+
+    @staticmethod
+    def for_recorder(recorder: ApplicationRecorder) -> EventLog:
+        if isinstance(recorder, PostgresApplicationRecorder):
+            return PostgresEventLog(recorder)
+        if isinstance(recorder, SQLiteApplicationRecorder):
+            return SQLiteEventLog(recorder)
+        if isinstance(recorder, POPOApplicationRecorder):
+            return EventLog(recorder)
+        raise ConfigurationError(f"no event log for {type(recorder).__name__}")
+
+    def read(self, after: int = 0, batch: int = READ_BATCH) -> Iterator[RawEvent]:
+        """Every stored event after ``after``, in position order (positions may have gaps)."""
+        while True:
+            notifications = self.recorder.select_notifications(
+                start=after, limit=batch, inclusive_of_start=False
+            )
+            for notification in notifications:
+                yield _raw(notification)
+            if len(notifications) < batch:
+                return
+            after = notifications[-1].id
+
+    def last_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def positions(self, events: Iterable[tuple[UUID, int]]) -> dict[tuple[UUID, int], int]:
+        """The positions of the given (stream, version) pairs."""
+        wanted = set(events)
+        found = {}
+        for raw in self.read():
+            key = (raw.originator_id, raw.originator_version)
+            if key in wanted:
+                found[key] = raw.position
+        return found
+
+    def append_at_positions(self, events: Iterable[RawEvent]) -> None:
+        """Write events at their given positions, all in one transaction."""
+        raise ConfigurationError("importing events needs a database: use PostgreSQL or SQLite")
+
+    def install_append_only_guard(self) -> None:
+        """Make the database itself refuse UPDATE and DELETE, where it can."""
+
+
+class PostgresEventLog(EventLog):
+    recorder: PostgresApplicationRecorder
+
+    @property
+    def _table(self) -> sql.Composed:
+        return sql.SQL("{}.{}").format(
+            sql.Identifier(self.recorder.datastore.schema),
+            sql.Identifier(self.recorder.events_table_name),
+        )
+
+    def positions(self, events: Iterable[tuple[UUID, int]]) -> dict[tuple[UUID, int], int]:
+        found = {}
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            for originator_id, version in events:
+                cursor.execute(
+                    sql.SQL(
+                        "SELECT notification_id FROM {} "
+                        "WHERE originator_id = %s AND originator_version = %s"
+                    ).format(self._table),
+                    (originator_id, version),
+                )
+                row = cursor.fetchone()
+                if row is not None:
+                    found[(originator_id, version)] = row["notification_id"]
+        return found
+
+    def append_at_positions(self, events: Iterable[RawEvent]) -> None:
+        insert = sql.SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state, "
+            "notification_id) VALUES (%s, %s, %s, %s, %s)"
+        ).format(self._table)
+        with self.recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(self._table))
+            rows = iter(events)
+            while batch := list(islice(rows, WRITE_BATCH)):
+                cursor.executemany(
+                    insert,
+                    [
+                        (e.originator_id, e.originator_version, e.topic, e.state, e.position)
+                        for e in batch
+                    ],
+                )
+            cursor.execute(
+                sql.SQL(
+                    "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), "
+                    "GREATEST((SELECT MAX(notification_id) FROM {}), 1))"
+                ).format(self._table),
+                (f"{self.recorder.datastore.schema}.{self.recorder.events_table_name}",),
+            )
+
+    def install_append_only_guard(self) -> None:
+        table = self.recorder.events_table_name
+        function = sql.Identifier(self.recorder.datastore.schema, f"{table}_append_only")
+        with self.recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    "BEGIN RAISE EXCEPTION 'the event log is append-only: % on % refused', "
+                    "TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; END $$"
+                ).format(function)
+            )
+            cursor.execute(
+                sql.SQL(
+                    "CREATE OR REPLACE TRIGGER {} BEFORE UPDATE OR DELETE ON {} "
+                    "FOR EACH ROW EXECUTE FUNCTION {}()"
+                ).format(sql.Identifier(f"{table}_append_only"), self._table, function)
+            )
+            cursor.execute(
+                sql.SQL(
+                    "CREATE OR REPLACE TRIGGER {} BEFORE TRUNCATE ON {} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+                ).format(sql.Identifier(f"{table}_no_truncate"), self._table, function)
+            )
+
+
+class SQLiteEventLog(EventLog):
+    recorder: SQLiteApplicationRecorder
+
+    def positions(self, events: Iterable[tuple[UUID, int]]) -> dict[tuple[UUID, int], int]:
+        found = {}
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            for originator_id, version in events:
+                cursor.execute(
+                    f"SELECT rowid FROM {self.recorder.events_table_name} "
+                    "WHERE originator_id = ? AND originator_version = ?",
+                    (originator_id.hex, version),
+                )
+                row: Any = cursor.fetchone()
+                if row is not None:
+                    found[(originator_id, version)] = row[0]
+        return found
+
+    def install_append_only_guard(self) -> None:
+        table = self.recorder.events_table_name
+        with self.recorder.datastore.transaction(commit=True) as cursor:
+            for operation in ("UPDATE", "DELETE"):
+                cursor.execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} "
+                    f"BEFORE {operation} ON {table} BEGIN "
+                    f"SELECT RAISE(ABORT, 'the event log is append-only: {operation} refused'); "
+                    "END"
+                )
+
+    def append_at_positions(self, events: Iterable[RawEvent]) -> None:
+        insert = (
+            f"INSERT INTO {self.recorder.events_table_name} "
+            "(rowid, originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?, ?)"
+        )
+        with self.recorder.datastore.transaction(commit=True) as cursor:
+            cursor.executemany(
+                insert,
+                (
+                    (e.position, e.originator_id.hex, e.originator_version, e.topic, e.state)
+                    for e in events
+                ),
+            )
+
+
+def _raw(notification: Notification) -> RawEvent:
+    originator_id = notification.originator_id
+    return RawEvent(
+        position=notification.id,
+        originator_id=originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
+        originator_version=notification.originator_version,
+        topic=notification.topic,
+        state=bytes(notification.state),
+    )

@@ -1,0 +1,644 @@
+"""The release train aggregate: gates, scope, QA, beta drops and support (SPEC §3)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.aggregate import LedgerAggregate
+from ledger.exceptions import InvalidCommand, NotFound, RuleViolation
+from ledger.metadata import EventMeta
+from ledger.values import (
+    IN_SCOPE_STATUSES,
+    PASSING_OUTCOMES,
+    RELEASE_GATE,
+    STATUS_AFTER_GATE,
+    SUPPORT_ORDER,
+    Classification,
+    GateOutcome,
+    QACycle,
+    ScopeStatus,
+    SupportStatus,
+    TrainKind,
+    TrainStatus,
+    train_stream_id,
+)
+
+
+@dataclass
+class GateState:
+    gate: int
+    scheduled_for: date | None = None
+    slips: list[dict[str, Any]] = field(default_factory=list)
+    outcome: str | None = None
+    conditions: str | None = None
+    decided_at: datetime | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome in PASSING_OUTCOMES
+
+
+@dataclass
+class ScopeEntry:
+    feature: str
+    classification: str
+    status: str
+    moved_to: str | None = None
+
+    @property
+    def in_scope(self) -> bool:
+        return self.status in IN_SCOPE_STATUSES
+
+
+@dataclass
+class QARun:
+    cycle: str
+    build: str
+    total: int
+    passed: int
+    failed: int
+    blocked: int
+    occurred_at: datetime
+
+
+@dataclass
+class BetaDrop:
+    build: str
+    customers: list[str]
+    features: list[str]
+    occurred_at: datetime
+
+
+class Train(LedgerAggregate):
+    """A release train, from planning through its gates to release and end of life."""
+
+    @staticmethod
+    def create_id(train_id: str) -> UUID:
+        return train_stream_id(train_id)
+
+    # ----------------------------------------------------------------- planning
+
+    class Planned(LedgerAggregate.Created):
+        train_id: str
+        kind: str
+        parent: str | None
+        title: str | None
+
+    @event(Planned)
+    def __init__(
+        self, train_id: str, kind: str, parent: str | None, title: str | None, meta: EventMeta
+    ) -> None:
+        self.train_id = train_id
+        self.kind = kind
+        self.parent = parent
+        self.title = title
+        self.planned_at = meta.occurred_at
+        self.status: str = TrainStatus.PLANNING
+        self.gates = {gate: GateState(gate) for gate in self.gates_for(kind)}
+        self.scope: dict[str, ScopeEntry] = {}
+        self.qa_runs: list[QARun] = []
+        self.beta_drops: list[BetaDrop] = []
+        self.support: str | None = None
+        self.eol_date: date | None = None
+
+    @staticmethod
+    def gates_for(kind: str) -> tuple[int, ...]:
+        """Majors pass all four gates; minors and hotfixes release through gate 4 alone."""
+        return (1, 2, 3, 4) if kind == TrainKind.MAJOR else (RELEASE_GATE,)
+
+    # -------------------------------------------------------------------- gates
+
+    class GateScheduled(LedgerAggregate.Event):
+        gate: int
+        target_date: date
+        reason: str | None
+
+    class GateRescheduled(LedgerAggregate.Event):
+        gate: int
+        previous_date: date
+        target_date: date
+        reason: str | None
+
+    class GateDecided(LedgerAggregate.Event):
+        gate: int
+        outcome: str
+        conditions: str | None
+        notes: str | None
+        evidence: list[dict[str, Any]]
+
+    def schedule_gate(
+        self, gate: int, target_date: date, reason: str | None, meta: EventMeta
+    ) -> None:
+        self.check_occurred_after_planning(meta)
+        state = self.gate(gate)
+        self.check_gate_not_passed(state)
+        if state.scheduled_for is None:
+            self._schedule_gate(gate=gate, target_date=target_date, reason=reason, meta=meta)
+        else:
+            self.check_date_changes(state, target_date)
+            self._reschedule_gate(
+                gate=gate,
+                previous_date=state.scheduled_for,
+                target_date=target_date,
+                reason=reason,
+                meta=meta,
+            )
+
+    @event(GateScheduled)
+    def _schedule_gate(
+        self, gate: int, target_date: date, reason: str | None, meta: EventMeta
+    ) -> None:
+        self.gates[gate].scheduled_for = target_date
+
+    @event(GateRescheduled)
+    def _reschedule_gate(
+        self,
+        gate: int,
+        previous_date: date,
+        target_date: date,
+        reason: str | None,
+        meta: EventMeta,
+    ) -> None:
+        state = self.gates[gate]
+        state.slips.append({"from": previous_date, "to": target_date, "reason": reason})
+        state.scheduled_for = target_date
+
+    def decide_gate(
+        self,
+        gate: int,
+        outcome: GateOutcome,
+        conditions: str | None,
+        notes: str | None,
+        evidence: list[dict[str, Any]],
+        meta: EventMeta,
+    ) -> None:
+        """Record a gate decision; the caller checks readiness (it spans aggregates)."""
+        self.check_occurred_after_planning(meta)
+        state = self.gate(gate)
+        self.check_gate_not_passed(state)
+        if outcome in PASSING_OUTCOMES:
+            self.check_previous_gate_passed(gate)
+        if outcome == GateOutcome.CONDITIONAL and not (conditions and conditions.strip()):
+            raise InvalidCommand("a conditional pass needs its conditions", field="conditions")
+        self._decide_gate(
+            gate=gate,
+            outcome=str(outcome),
+            conditions=conditions,
+            notes=notes,
+            evidence=evidence,
+            meta=meta,
+        )
+
+    @event(GateDecided)
+    def _decide_gate(
+        self,
+        gate: int,
+        outcome: str,
+        conditions: str | None,
+        notes: str | None,
+        evidence: list[dict[str, Any]],
+        meta: EventMeta,
+    ) -> None:
+        state = self.gates[gate]
+        state.outcome = outcome
+        state.conditions = conditions
+        state.decided_at = meta.occurred_at
+        if outcome in PASSING_OUTCOMES:
+            self.status = STATUS_AFTER_GATE[gate]
+            if gate == RELEASE_GATE:
+                for entry in self.scope.values():
+                    if entry.in_scope:
+                        entry.status = ScopeStatus.DELIVERED
+                self.support = SupportStatus.SUPPORTED
+
+    def gate(self, gate: int) -> GateState:
+        """The state of one of this train's gates, or ``NotFound``."""
+        try:
+            return self.gates[gate]
+        except KeyError:
+            raise NotFound(
+                f"train {self.train_id} ({self.kind}) has no gate {gate}; "
+                f"its gates are {', '.join(map(str, self.gates))}"
+            ) from None
+
+    def passed(self, gate: int) -> bool:
+        """Whether ``gate`` passed; a gate this kind of train skips counts as passed."""
+        return gate not in self.gates or self.gates[gate].passed
+
+    @property
+    def is_released(self) -> bool:
+        return self.status == TrainStatus.RELEASED
+
+    def check_gate_not_passed(self, state: GateState) -> None:
+        if state.passed:
+            raise RuleViolation(
+                f"gate {state.gate} of {self.train_id} already passed ({state.outcome})"
+            )
+
+    def check_previous_gate_passed(self, gate: int) -> None:
+        earlier = [g for g in self.gates if g < gate and not self.gates[g].passed]
+        if earlier:
+            raise RuleViolation(
+                f"gate {gate} of {self.train_id} cannot pass before gate {earlier[-1]} passed"
+            )
+
+    def check_date_changes(self, state: GateState, target_date: date) -> None:
+        if state.scheduled_for == target_date:
+            raise RuleViolation(
+                f"gate {state.gate} of {self.train_id} is already scheduled for {target_date}"
+            )
+
+    def check_occurred_after_planning(self, meta: EventMeta) -> None:
+        if meta.occurred_at < self.planned_at:
+            raise RuleViolation(
+                f"an event of {self.train_id} cannot occur at {meta.occurred_at.isoformat()}, "
+                f"before the train was planned ({self.planned_at.isoformat()})"
+            )
+
+    # -------------------------------------------------------------------- scope
+
+    class ScopeProposed(LedgerAggregate.Event):
+        feature: str
+        classification: str
+
+    class FeatureCommitted(LedgerAggregate.Event):
+        feature: str
+        reason: str | None
+        requested_by: str | None
+
+    class FeatureStretched(LedgerAggregate.Event):
+        feature: str
+        reason: str
+        requested_by: str | None
+
+    class FeatureDropped(LedgerAggregate.Event):
+        feature: str
+        reason: str
+        requested_by: str | None
+
+    class FeatureMovedOut(LedgerAggregate.Event):
+        feature: str
+        to_train: str
+        reason: str
+        requested_by: str | None
+
+    class FeatureMovedIn(LedgerAggregate.Event):
+        feature: str
+        from_train: str
+        classification: str
+        status: str
+        reason: str
+        requested_by: str | None
+
+    class FeatureAdded(LedgerAggregate.Event):
+        feature: str
+        classification: str
+        reason: str
+        requested_by: str | None
+        exception: bool
+
+    def propose_scope(self, feature: str, classification: Classification, meta: EventMeta) -> None:
+        self.check_occurred_after_planning(meta)
+        self.check_scope_open()
+        self.check_accepts_proposals()
+        self.check_not_in_scope(feature)
+        self._propose_scope(feature=feature, classification=str(classification), meta=meta)
+
+    @event(ScopeProposed)
+    def _propose_scope(self, feature: str, classification: str, meta: EventMeta) -> None:
+        self.scope[feature] = ScopeEntry(feature, classification, ScopeStatus.PROPOSED)
+
+    def commit_feature(
+        self, feature: str, reason: str | None, requested_by: str | None, meta: EventMeta
+    ) -> None:
+        self.check_decision(
+            feature, meta, allowed_from={ScopeStatus.PROPOSED, ScopeStatus.STRETCHED}
+        )
+        self._commit_feature(feature=feature, reason=reason, requested_by=requested_by, meta=meta)
+
+    @event(FeatureCommitted)
+    def _commit_feature(
+        self, feature: str, reason: str | None, requested_by: str | None, meta: EventMeta
+    ) -> None:
+        self.scope[feature].status = ScopeStatus.COMMITTED
+
+    def stretch_feature(
+        self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
+    ) -> None:
+        self.check_decision(
+            feature, meta, allowed_from={ScopeStatus.PROPOSED, ScopeStatus.COMMITTED}
+        )
+        self._stretch_feature(feature=feature, reason=reason, requested_by=requested_by, meta=meta)
+
+    @event(FeatureStretched)
+    def _stretch_feature(
+        self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
+    ) -> None:
+        self.scope[feature].status = ScopeStatus.STRETCHED
+
+    def drop_feature(
+        self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
+    ) -> None:
+        self.check_decision(feature, meta, allowed_from=IN_SCOPE_STATUSES)
+        self._drop_feature(feature=feature, reason=reason, requested_by=requested_by, meta=meta)
+
+    @event(FeatureDropped)
+    def _drop_feature(
+        self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
+    ) -> None:
+        self.scope[feature].status = ScopeStatus.DROPPED
+
+    def move_feature_out(
+        self, feature: str, to_train: str, reason: str, requested_by: str | None, meta: EventMeta
+    ) -> None:
+        self.check_decision(feature, meta, allowed_from=IN_SCOPE_STATUSES)
+        if to_train == self.train_id:
+            raise InvalidCommand(f"{feature} is already in {to_train}", field="to_train")
+        self._move_feature_out(
+            feature=feature, to_train=to_train, reason=reason, requested_by=requested_by, meta=meta
+        )
+
+    @event(FeatureMovedOut)
+    def _move_feature_out(
+        self, feature: str, to_train: str, reason: str, requested_by: str | None, meta: EventMeta
+    ) -> None:
+        entry = self.scope[feature]
+        entry.status = ScopeStatus.MOVED_OUT
+        entry.moved_to = to_train
+
+    def move_feature_in(
+        self,
+        feature: str,
+        from_train: str,
+        classification: str,
+        reason: str,
+        requested_by: str | None,
+        exception: bool,
+        meta: EventMeta,
+    ) -> None:
+        self.check_occurred_after_planning(meta)
+        self.check_scope_open()
+        self.check_exception_after_freeze(exception)
+        self.check_not_in_scope(feature)
+        # Before gate 1 a feature arrives as a proposal; afterwards it arrives committed.
+        status = (
+            ScopeStatus.COMMITTED if self.passed(1) and 1 in self.gates else ScopeStatus.PROPOSED
+        )
+        self._move_feature_in(
+            feature=feature,
+            from_train=from_train,
+            classification=classification,
+            status=str(status),
+            reason=reason,
+            requested_by=requested_by,
+            meta=meta,
+        )
+
+    @event(FeatureMovedIn)
+    def _move_feature_in(
+        self,
+        feature: str,
+        from_train: str,
+        classification: str,
+        status: str,
+        reason: str,
+        requested_by: str | None,
+        meta: EventMeta,
+    ) -> None:
+        self.scope[feature] = ScopeEntry(feature, classification, status)
+
+    def add_feature(
+        self,
+        feature: str,
+        classification: Classification,
+        reason: str,
+        requested_by: str | None,
+        exception: bool,
+        meta: EventMeta,
+    ) -> None:
+        self.check_occurred_after_planning(meta)
+        self.check_scope_open()
+        self.check_accepts_additions()
+        self.check_exception_after_freeze(exception)
+        self.check_not_in_scope(feature)
+        self._add_feature(
+            feature=feature,
+            classification=str(classification),
+            reason=reason,
+            requested_by=requested_by,
+            exception=exception,
+            meta=meta,
+        )
+
+    @event(FeatureAdded)
+    def _add_feature(
+        self,
+        feature: str,
+        classification: str,
+        reason: str,
+        requested_by: str | None,
+        exception: bool,
+        meta: EventMeta,
+    ) -> None:
+        self.scope[feature] = ScopeEntry(feature, classification, ScopeStatus.COMMITTED)
+
+    def check_scope_open(self) -> None:
+        if self.is_released:
+            raise RuleViolation(f"train {self.train_id} is released; its scope is closed")
+
+    def check_accepts_proposals(self) -> None:
+        if 1 in self.gates and self.gates[1].passed:
+            raise RuleViolation(
+                f"gate 1 of {self.train_id} passed; new scope comes only through an 'add' decision"
+            )
+
+    def check_accepts_additions(self) -> None:
+        if 1 in self.gates and not self.gates[1].passed:
+            raise RuleViolation(
+                f"gate 1 of {self.train_id} has not passed; propose scope instead of adding it"
+            )
+
+    def check_exception_after_freeze(self, exception: bool) -> None:
+        if 3 in self.gates and self.gates[3].passed and not exception:
+            raise RuleViolation(
+                f"gate 3 of {self.train_id} passed (code freeze); a late addition needs "
+                '"exception": true'
+            )
+
+    def check_not_in_scope(self, feature: str) -> None:
+        entry = self.scope.get(feature)
+        if entry is not None and entry.in_scope:
+            raise RuleViolation(
+                f"{feature} is already in scope of {self.train_id} ({entry.status})"
+            )
+
+    def check_in_scope(self, feature: str) -> ScopeEntry:
+        entry = self.scope.get(feature)
+        if entry is None or not entry.in_scope:
+            state = "not in" if entry is None else f"{entry.status} from"
+            raise RuleViolation(f"{feature} is {state} the scope of {self.train_id}")
+        return entry
+
+    def check_decision(
+        self, feature: str, meta: EventMeta, allowed_from: frozenset[str] | set[ScopeStatus]
+    ) -> None:
+        self.check_occurred_after_planning(meta)
+        self.check_scope_open()
+        entry = self.check_in_scope(feature)
+        if entry.status not in allowed_from:
+            raise RuleViolation(f"{feature} is already {entry.status} in {self.train_id}")
+
+    # --------------------------------------------------------------- beta drops
+
+    class BetaDropShipped(LedgerAggregate.Event):
+        build: str
+        customers: list[str]
+        features: list[str]
+
+    def ship_beta_drop(
+        self, build: str, customers: list[str], features: list[str], meta: EventMeta
+    ) -> None:
+        self.check_occurred_after_planning(meta)
+        self.check_beta_window()
+        for feature in features:
+            self.check_in_scope(feature)
+        self._ship_beta_drop(build=build, customers=customers, features=features, meta=meta)
+
+    @event(BetaDropShipped)
+    def _ship_beta_drop(
+        self, build: str, customers: list[str], features: list[str], meta: EventMeta
+    ) -> None:
+        self.beta_drops.append(BetaDrop(build, list(customers), list(features), meta.occurred_at))
+
+    def check_beta_window(self) -> None:
+        if self.is_released:
+            raise RuleViolation(f"train {self.train_id} is released; beta drops are over")
+        if 2 in self.gates and not self.gates[2].passed:
+            raise RuleViolation(f"beta drops of {self.train_id} start after gate 2 passed")
+
+    # ------------------------------------------------------------------ QA runs
+
+    class QARunRecorded(LedgerAggregate.Event):
+        """One QA cycle's results; version 2 added the ``blocked`` count."""
+
+        class_version = 2
+
+        cycle: str
+        build: str
+        total: int
+        passed: int
+        failed: int
+        blocked: int
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Summaries recorded before version 2 had no blocked count: none were reported.
+            state["blocked"] = 0
+
+    def record_qa_run(
+        self,
+        cycle: QACycle,
+        build: str,
+        total: int,
+        passed: int,
+        failed: int,
+        blocked: int,
+        meta: EventMeta,
+    ) -> None:
+        self.check_occurred_after_planning(meta)
+        if self.is_released:
+            raise RuleViolation(
+                f"train {self.train_id} is released; record QA on a minor or hotfix"
+            )
+        if cycle == QACycle.PHASE2 and self.latest_qa(QACycle.PHASE1) is None:
+            raise RuleViolation(
+                f"phase 2 of {self.train_id} re-runs phase 1's failures: record phase 1 first"
+            )
+        self._record_qa_run(
+            cycle=str(cycle),
+            build=build,
+            total=total,
+            passed=passed,
+            failed=failed,
+            blocked=blocked,
+            meta=meta,
+        )
+
+    @event(QARunRecorded)
+    def _record_qa_run(
+        self,
+        cycle: str,
+        build: str,
+        total: int,
+        passed: int,
+        failed: int,
+        blocked: int,
+        meta: EventMeta,
+    ) -> None:
+        self.qa_runs.append(QARun(cycle, build, total, passed, failed, blocked, meta.occurred_at))
+
+    def latest_qa(self, cycle: QACycle) -> QARun | None:
+        """The run that counts for a cycle: the one that occurred last."""
+        runs = [run for run in self.qa_runs if run.cycle == cycle]
+        return max(runs, key=lambda run: run.occurred_at) if runs else None
+
+    # ------------------------------------------------------------------ support
+
+    class SupportStatusChanged(LedgerAggregate.Event):
+        status: str
+        eol_date: date | None
+        reason: str
+
+    def change_support(
+        self, status: SupportStatus, eol_date: date | None, reason: str, meta: EventMeta
+    ) -> None:
+        self.check_occurred_after_planning(meta)
+        if not self.is_released:
+            raise RuleViolation(
+                f"train {self.train_id} is not released; it has no support status yet"
+            )
+        if status == SupportStatus.EOL and eol_date is None:
+            raise InvalidCommand("end of life needs its eol_date", field="eol_date")
+        current = SUPPORT_ORDER.index(SupportStatus(self.support or SupportStatus.SUPPORTED))
+        if SUPPORT_ORDER.index(status) <= current:
+            raise RuleViolation(
+                f"support of {self.train_id} is {self.support}; it only moves forward "
+                f"({' → '.join(SUPPORT_ORDER)})"
+            )
+        self._change_support(status=str(status), eol_date=eol_date, reason=reason, meta=meta)
+
+    @event(SupportStatusChanged)
+    def _change_support(
+        self, status: str, eol_date: date | None, reason: str, meta: EventMeta
+    ) -> None:
+        self.support = status
+        self.eol_date = eol_date
+
+    # ------------------------------------------------------------------ reading
+
+    def as_dict(self) -> dict[str, Any]:
+        """The train's current state as plain values."""
+        return {
+            "train": self.train_id,
+            "kind": self.kind,
+            "parent": self.parent,
+            "title": self.title,
+            "status": self.status,
+            "planned_at": self.planned_at,
+            "support": self.support,
+            "eol_date": self.eol_date,
+            "gates": [asdict(state) for state in self.gates.values()],
+            "scope": [asdict(entry) for entry in self.scope.values()],
+            "qa": {
+                str(cycle): asdict(run)
+                for cycle in QACycle
+                if (run := self.latest_qa(cycle)) is not None
+            },
+            "beta_drops": [asdict(drop) for drop in self.beta_drops],
+            "version": self.version,
+        }
