@@ -9,12 +9,13 @@ state, so a command is always validated against the state it is recorded on.
 from __future__ import annotations
 
 import math
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -26,7 +27,6 @@ from ledger.config import APPLICATION_NAME, Database, Settings
 from ledger.event_log import EventLog
 from ledger.exceptions import (
     ConcurrencyConflict,
-    GateCriteriaUnmet,
     InvalidCommand,
     NotFound,
     RuleViolation,
@@ -134,7 +134,7 @@ class ReleaseLedger(Application[UUID]):
     """Records release trains, their gates, scope decisions, QA and support as events."""
 
     name = APPLICATION_NAME
-    MAX_ATTEMPTS: ClassVar[int] = 8
+    MAX_ATTEMPTS: ClassVar[int] = 10
 
     def __init__(
         self,
@@ -147,10 +147,10 @@ class ReleaseLedger(Application[UUID]):
         self.policy = policy or ReadinessPolicy()
         self.clock = clock
         self.event_log = EventLog.for_recorder(self.recorder)
-        self.event_log.install_append_only_guard()
+        self.event_log.prepare()
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> ReleaseLedger:
+    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Self:
         """A ledger on the database and policy the settings name."""
         settings = settings or Settings()
         database = Database.from_url(settings.database_url)
@@ -238,13 +238,6 @@ class ReleaseLedger(Application[UUID]):
             subject = self._train(train)
             subject.gate(gate)
             criteria = self.policy.evaluate(gate, self._facts(subject))
-            unmet = self.policy.unmet(criteria)
-            if gate_outcome == GateOutcome.PASSED and unmet:
-                raise GateCriteriaUnmet(
-                    f"gate {gate} of {train} cannot pass with unmet criteria; decide it "
-                    "'conditional' with the conditions instead",
-                    [criterion.as_dict() for criterion in unmet],
-                )
             in_scope = [entry.feature for entry in subject.scope.values() if entry.in_scope]
             subject.decide_gate(
                 gate,
@@ -337,6 +330,8 @@ class ReleaseLedger(Application[UUID]):
         asks = _check_customers(customers)
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
+            if decision != DecisionAction.ADD:
+                self._feature(feature)  # an unknown feature is not found, whatever the train says
             subject = self._train(train)
             attempt.touch(subject)
             if decision == DecisionAction.ADD:
@@ -504,6 +499,7 @@ class ReleaseLedger(Application[UUID]):
         note = _optional_text(note, "note")
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
+            self._train(train).check_occurred_after_planning(meta)
             item = self._feature(feature)
             item.deliver_milestone(train, milestone, note, meta)
             attempt.touch(item)
@@ -556,9 +552,9 @@ class ReleaseLedger(Application[UUID]):
             try:
                 recordings = self.save(*to_save)
             except IntegrityError:
-                # Someone else wrote these streams first: back off a little, then redo
-                # the command on fresh state.
-                time.sleep(0.002 * (attempt_number + 1))
+                # Someone else wrote these streams first: back off (jittered, so rivals
+                # spread out), then redo the command on fresh state.
+                time.sleep(min(0.2, 0.005 * 2**attempt_number) * random.uniform(0.5, 1.5))
                 continue
             events = tuple(
                 _recorded(recording.notification.id, recording.domain_event)
@@ -692,6 +688,8 @@ def _optional_text(value: str | None, field: str) -> str | None:
 
 
 def _distinct_texts(values: Iterable[str], field: str) -> list[str]:
+    if isinstance(values, str):
+        raise InvalidCommand(f"{field} is a list of names, not one text", field=field)
     texts = list(dict.fromkeys(_required_text(value, field) for value in values))
     if not texts:
         raise InvalidCommand(f"{field} names at least one", field=field)

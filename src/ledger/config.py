@@ -75,6 +75,8 @@ class Database:
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_CONNECT_TIMEOUT": "5",
+            # The ledger creates the tables itself, under a lock (see PostgresEventLog).
+            "CREATE_TABLE": "no",
         }
         location = f"{host}:{parts.port or 5432}/{dbname}"
         return cls(cls._mask(url), "postgresql", env, location)

@@ -23,6 +23,7 @@ from ledger.exceptions import ConfigurationError
 
 READ_BATCH = 1000
 WRITE_BATCH = 1000
+LOCK_NAME = "release-ledger-schema"
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ class EventLog:
         """Write events at their given positions, all in one transaction."""
         raise ConfigurationError("importing events needs a database: use PostgreSQL or SQLite")
 
-    def install_append_only_guard(self) -> None:
-        """Make the database itself refuse UPDATE and DELETE, where it can."""
+    def prepare(self) -> None:
+        """Create what the log needs (the library's tables, the append-only guard)."""
 
 
 class PostgresEventLog(EventLog):
@@ -135,10 +136,38 @@ class PostgresEventLog(EventLog):
                 (f"{self.recorder.datastore.schema}.{self.recorder.events_table_name}",),
             )
 
-    def install_append_only_guard(self) -> None:
+    def prepare(self) -> None:
+        """Create the tables and the append-only triggers, one server at a time.
+
+        The library's own CREATE OR REPLACE statements fail with "tuple concurrently
+        updated" when servers start side by side, so the whole setup runs under an
+        advisory lock held on a connection of its own.
+        """
+        datastore = self.recorder.datastore
+        with datastore.get_connection() as lock_connection:
+            lock_connection.execute("SELECT pg_advisory_lock(hashtext(%s))", (LOCK_NAME,))
+            try:
+                self.recorder.create_table()
+                self._install_append_only_triggers()
+            finally:
+                lock_connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK_NAME,))
+
+    def _install_append_only_triggers(self) -> None:
         table = self.recorder.events_table_name
         function = sql.Identifier(self.recorder.datastore.schema, f"{table}_append_only")
         with self.recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                "SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = %s::regclass "
+                "AND tgname IN (%s, %s)",
+                (
+                    f"{self.recorder.datastore.schema}.{table}",
+                    f"{table}_append_only",
+                    f"{table}_no_truncate",
+                ),
+            )
+            row = cursor.fetchone()
+            if row is not None and row["n"] == 2:
+                return
             cursor.execute(
                 sql.SQL(
                     "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ "
@@ -177,7 +206,7 @@ class SQLiteEventLog(EventLog):
                     found[(originator_id, version)] = row[0]
         return found
 
-    def install_append_only_guard(self) -> None:
+    def prepare(self) -> None:
         table = self.recorder.events_table_name
         with self.recorder.datastore.transaction(commit=True) as cursor:
             for operation in ("UPDATE", "DELETE"):

@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.aggregate import LedgerAggregate
-from ledger.exceptions import InvalidCommand, NotFound, RuleViolation
+from ledger.exceptions import GateCriteriaUnmet, InvalidCommand, NotFound, RuleViolation
 from ledger.metadata import EventMeta
 from ledger.values import (
     IN_SCOPE_STATUSES,
@@ -177,7 +177,11 @@ class Train(LedgerAggregate):
         evidence: list[dict[str, Any]],
         meta: EventMeta,
     ) -> None:
-        """Record a gate decision; the caller checks readiness (it spans aggregates)."""
+        """Record a gate decision on the readiness ``evidence`` the caller evaluated.
+
+        The evaluation spans aggregates (features' customers), so the application makes
+        it; the train judges it: ``passed`` needs every criterion met.
+        """
         self.check_occurred_after_planning(meta)
         state = self.gate(gate)
         self.check_gate_not_passed(state)
@@ -185,6 +189,8 @@ class Train(LedgerAggregate):
             self.check_previous_gate_passed(gate)
         if outcome == GateOutcome.CONDITIONAL and not (conditions and conditions.strip()):
             raise InvalidCommand("a conditional pass needs its conditions", field="conditions")
+        if outcome == GateOutcome.PASSED:
+            self.check_criteria_met(gate, evidence)
         self._decide_gate(
             gate=gate,
             outcome=str(outcome),
@@ -218,6 +224,8 @@ class Train(LedgerAggregate):
 
     def gate(self, gate: int) -> GateState:
         """The state of one of this train's gates, or ``NotFound``."""
+        if isinstance(gate, bool) or not isinstance(gate, int):
+            raise InvalidCommand(f"gate is a number from 1 to 4, not {gate!r}", field="gate")
         try:
             return self.gates[gate]
         except KeyError:
@@ -245,6 +253,15 @@ class Train(LedgerAggregate):
         if earlier:
             raise RuleViolation(
                 f"gate {gate} of {self.train_id} cannot pass before gate {earlier[-1]} passed"
+            )
+
+    def check_criteria_met(self, gate: int, evidence: list[dict[str, Any]]) -> None:
+        unmet = [criterion for criterion in evidence if not criterion["met"]]
+        if unmet:
+            raise GateCriteriaUnmet(
+                f"gate {gate} of {self.train_id} cannot pass with unmet criteria; decide it "
+                "'conditional' with the conditions instead",
+                unmet,
             )
 
     def check_date_changes(self, state: GateState, target_date: date) -> None:
@@ -294,6 +311,7 @@ class Train(LedgerAggregate):
         status: str
         reason: str
         requested_by: str | None
+        exception: bool
 
     class FeatureAdded(LedgerAggregate.Event):
         feature: str
@@ -396,6 +414,7 @@ class Train(LedgerAggregate):
             status=str(status),
             reason=reason,
             requested_by=requested_by,
+            exception=exception,
             meta=meta,
         )
 
@@ -408,6 +427,7 @@ class Train(LedgerAggregate):
         status: str,
         reason: str,
         requested_by: str | None,
+        exception: bool,
         meta: EventMeta,
     ) -> None:
         self.scope[feature] = ScopeEntry(feature, classification, status)

@@ -9,7 +9,7 @@ from uuid import UUID, uuid5
 
 from ledger.exceptions import InvalidCommand
 
-TRAIN_ID_PATTERN = re.compile(r"^\d+(\.\d+){1,3}(-[a-z0-9]+)?$")
+TRAIN_ID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+){1,3}(-[a-z0-9]+)?$")
 FEATURE_KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 # Stream ids are derived from the business keys, so every writer finds the same stream.

@@ -1,0 +1,118 @@
+"""Fixtures shared by every test: the three event stores and a fresh ledger on each.
+
+PostgreSQL comes from ``LEDGER_TEST_DATABASE_URL``, else the server on 127.0.0.1:5432,
+else a ``testcontainers`` container when Docker is available; otherwise the run fails
+with one line saying how to provide one. Each test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from ledger.application import CommandContext, ReleaseLedger
+from ledger.config import Settings
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+BACKENDS = ("memory", "sqlite", "postgres")
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _docker_available() -> bool:
+    return shutil.which("docker") is not None and Path("/var/run/docker.sock").exists()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A URL of a PostgreSQL server where tests may create and drop databases."""
+    configured = os.environ.get("LEDGER_TEST_DATABASE_URL")
+    if configured:
+        if not _reachable(configured):
+            pytest.fail(f"LEDGER_TEST_DATABASE_URL={configured} is not reachable", pytrace=False)
+        yield configured
+        return
+    if _reachable(LOCAL_SERVER):
+        yield LOCAL_SERVER
+        return
+    if _docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:15", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    pytest.fail(
+        "no PostgreSQL for the tests: set LEDGER_TEST_DATABASE_URL, run a server on "
+        "127.0.0.1:5432 (user postgres), or make Docker available",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(postgres_server)
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One URL for each event store the ledger supports."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def open_ledger(url: str) -> ReleaseLedger:
+    return ReleaseLedger.from_settings(Settings(database_url=url))
+
+
+@pytest.fixture
+def ledger(database_url: str) -> Iterator[ReleaseLedger]:
+    """A fresh ledger on each backend."""
+    app = open_ledger(database_url)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def postgres_ledger(postgres_url: str) -> Iterator[ReleaseLedger]:
+    """A fresh ledger on PostgreSQL alone, for what only PostgreSQL can show."""
+    app = open_ledger(postgres_url)
+    yield app
+    app.close()
+
+
+def days_ago(days: float) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
+
+
+def at(days: float) -> CommandContext:
+    """A command context whose event occurred ``days`` days ago."""
+    return CommandContext(recorded_by="test-token", occurred_at=days_ago(days))
+
+
+def event_count(ledger: ReleaseLedger) -> int:
+    return sum(1 for _ in ledger.event_log.read())
