@@ -156,7 +156,7 @@ def test_a_conflicting_command_is_revalidated_on_fresh_state(shared_url: str) ->
     crowded.train("5.5")  # warm the cache, so the stale copy is what the command starts from
     count = event_count(rival)
 
-    with pytest.raises(RuleViolation, match="SNAP-3 is dropped from the scope of 5.5"):
+    with pytest.raises(RuleViolation, match=r"SNAP-3 is dropped from the scope of 5\.5"):
         crowded.decide("5.5", "SNAP-3", "commit", "Grace Director")
 
     assert crowded.interruptions == 1

@@ -100,7 +100,8 @@ def test_verify_names_an_event_missing_from_its_stream(postgres_url: str) -> Non
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute("ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_append_only")
         connection.execute(
-            "DELETE FROM ledger_events WHERE originator_version = 2 AND topic LIKE '%Train.ScopeProposed'"
+            "DELETE FROM ledger_events "
+            "WHERE originator_version = 2 AND topic LIKE '%Train.ScopeProposed'"
         )
 
     ledger = open_ledger(postgres_url)

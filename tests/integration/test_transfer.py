@@ -106,7 +106,7 @@ def test_import_keeps_gaps_in_positions(postgres_url: str, tmp_path) -> None:
 def test_import_refuses_a_tampered_file_and_writes_nothing(
     recorded_sqlite_url: str, postgres_url: str
 ) -> None:
-    """A line whose content no longer matches its digest stops the import before anything is kept."""
+    """A line whose content no longer matches its digest stops the import; nothing is kept."""
     data = _export(recorded_sqlite_url).replace(b"Globex", b"Initech")
 
     with pytest.raises(IntegrityViolation, match="does not match its digest"):
