@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from tests.conftest import at, days_ago, event_count, open_ledger
-from tests.scenarios import plan_scoped_train
 
 from ledger.application import CommandContext, ReleaseLedger
 from ledger.config import Settings
 from ledger.exceptions import ConcurrencyConflict, RuleViolation
 from ledger.metadata import Source
 from ledger.values import feature_stream_id
+from tests.conftest import at, days_ago, event_count, open_ledger
+from tests.scenarios import plan_scoped_train
 
 
 def test_a_command_returns_its_events_with_positions_and_the_new_state(

@@ -6,12 +6,11 @@ import threading
 from collections import Counter
 from typing import Any
 
-from tests.conftest import at, open_ledger
-from tests.scenarios import plan_scoped_train
-
 from ledger.application import CommandContext, CommandResult
 from ledger.exceptions import ConcurrencyConflict, RuleViolation
 from ledger.integrity import verify_events
+from tests.conftest import at, open_ledger
+from tests.scenarios import plan_scoped_train
 
 WRITERS = 8
 FEATURES_PER_WRITER = 4

@@ -7,12 +7,12 @@ import sqlite3
 
 import psycopg
 import pytest
-from tests.conftest import open_ledger
-from tests.scenarios import plan_scoped_train
 
 from ledger.application import ReleaseLedger
 from ledger.integrity import verify_events
 from ledger.values import train_stream_id
+from tests.conftest import open_ledger
+from tests.scenarios import plan_scoped_train
 
 
 def test_an_untouched_log_verifies(ledger: ReleaseLedger) -> None:

@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from tests.conftest import at, event_count
 
 from ledger.application import CommandContext, CustomerAsk, ReleaseLedger
 from ledger.exceptions import (
@@ -30,6 +29,7 @@ from ledger.exceptions import (
     RuleViolation,
 )
 from ledger.values import feature_stream_id, train_stream_id
+from tests.conftest import at, event_count
 
 PM = "Priya Planner"
 DIRECTOR = "Grace Director"

@@ -6,11 +6,11 @@ import io
 
 import orjson
 import pytest
-from tests.conftest import event_count, open_ledger
-from tests.scenarios import plan_scoped_train
 
 from ledger.exceptions import IntegrityViolation, InvalidCommand, RuleViolation
 from ledger.transfer import export_lines, import_lines, write_export
+from tests.conftest import event_count, open_ledger
+from tests.scenarios import plan_scoped_train
 
 
 def _export(url: str) -> bytes:
