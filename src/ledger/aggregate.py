@@ -39,6 +39,19 @@ class LedgerAggregate(Aggregate):
     class Created(Event, Aggregate.Created):
         pass
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        """A copy that shares the immutable values and copies only their containers.
+
+        The library copies a cached aggregate for every command; aggregates keep their
+        values in frozen dataclasses inside lists and dicts, so one level is enough.
+        """
+        clone = object.__new__(type(self))
+        for name, value in self.__dict__.items():
+            if isinstance(value, list | dict):
+                value = value.copy()
+            clone.__dict__[name] = value
+        return clone
+
     @classmethod
     def _create(
         cls,

@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, Self
+from functools import cached_property
+from typing import Any, ClassVar, Self, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -28,6 +29,7 @@ from ledger.event_log import EventLog
 from ledger.exceptions import (
     ConcurrencyConflict,
     InvalidCommand,
+    LedgerError,
     NotFound,
     RuleViolation,
 )
@@ -101,8 +103,14 @@ class CommandResult:
     """What a command recorded and the state it left; ``replayed`` for a known source_ref."""
 
     events: tuple[RecordedEvent, ...]
-    state: dict[str, Any]
+    subject: LedgerAggregate = field(repr=False, compare=False)
     replayed: bool = False
+
+    @cached_property
+    def state(self) -> dict[str, Any]:
+        """The subject's state after the command, as plain values (built when asked)."""
+        state: dict[str, Any] = self.subject.as_dict()  # type: ignore[attr-defined]
+        return state
 
     @property
     def last_position(self) -> int:
@@ -120,9 +128,22 @@ class CustomerAsk:
 
 @dataclass
 class _Attempt:
-    """The aggregates one try of a command changed; the first one is the answer's subject."""
+    """One try of a command: what it loads to change, and what it changed.
 
+    A first try trusts the aggregate cache (a stale copy shows up as a version conflict
+    on save, or is re-judged on fresh state before a refusal is final); later tries
+    read every stream up to date. The first aggregate touched is the answer's subject.
+    """
+
+    ledger: ReleaseLedger
+    fresh: bool
     aggregates: list[LedgerAggregate] = field(default_factory=list)
+
+    def train(self, train: str) -> Train:
+        return self.ledger._train(train, fresh=self.fresh)
+
+    def feature(self, key: str) -> Feature:
+        return self.ledger._feature(key, fresh=self.fresh)
 
     def touch(self, *aggregates: LedgerAggregate) -> None:
         for aggregate in aggregates:
@@ -157,6 +178,9 @@ class ReleaseLedger(Application[UUID]):
         env = dict(database.env)
         if settings.aggregate_cache_size:
             env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
+            # Commands do not re-read cached streams before acting: the version check on
+            # save catches a stale copy, and _execute then retries on fresh state.
+            env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
         return cls(env, policy=ReadinessPolicy(qa_target=settings.qa_target), **kwargs)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -213,7 +237,7 @@ class ReleaseLedger(Application[UUID]):
         reason = _optional_text(reason, "reason")
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
-            subject = self._train(train)
+            subject = attempt.train(train)
             subject.schedule_gate(gate, target_date, reason, meta)
             attempt.touch(subject)
 
@@ -235,7 +259,7 @@ class ReleaseLedger(Application[UUID]):
         notes = _optional_text(notes, "notes")
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
-            subject = self._train(train)
+            subject = attempt.train(train)
             subject.gate(gate)
             criteria = self.policy.evaluate(gate, self._facts(subject))
             in_scope = [entry.feature for entry in subject.scope.values() if entry.in_scope]
@@ -250,7 +274,7 @@ class ReleaseLedger(Application[UUID]):
             attempt.touch(subject)
             if gate == RELEASE_GATE and subject.is_released:
                 for key in in_scope:
-                    feature = self._feature(key)
+                    feature = attempt.feature(key)
                     feature.deliver_in(train, meta)
                     attempt.touch(feature)
 
@@ -281,9 +305,9 @@ class ReleaseLedger(Application[UUID]):
         asks = _check_customers(customers)
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
-            subject = self._train(train)
+            subject = attempt.train(train)
             subject.propose_scope(feature, kind, meta)
-            item = self._feature_joining(subject.train_id, feature, title, meta)
+            item = self._feature_joining(attempt, subject.train_id, feature, title, meta)
             item.propose_for(train, str(kind), meta)
             for ask in asks:
                 item.record_customer_demand(ask.name, ask.weight, ask.note, meta)
@@ -330,47 +354,42 @@ class ReleaseLedger(Application[UUID]):
         asks = _check_customers(customers)
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
-            if decision != DecisionAction.ADD:
-                self._feature(feature)  # an unknown feature is not found, whatever the train says
-            subject = self._train(train)
-            attempt.touch(subject)
             if decision == DecisionAction.ADD:
                 assert reason is not None
+                subject = attempt.train(train)
                 subject.add_feature(feature, added_as, reason, requested_by, exception, meta)
-                item = self._feature_joining(train, feature, title, meta)
+                item = self._feature_joining(attempt, train, feature, title, meta)
                 item.add_to(train, str(added_as), reason, requested_by, exception, meta)
                 for ask in asks:
                     item.record_customer_demand(ask.name, ask.weight, ask.note, meta)
-            elif decision == DecisionAction.MOVE:
+                attempt.touch(subject, item)
+                return
+            # An unknown feature is not found, whatever the train says about it.
+            item = attempt.feature(feature)
+            subject = attempt.train(train)
+            attempt.touch(subject)
+            if decision == DecisionAction.MOVE:
                 assert reason is not None
                 assert to_train is not None
                 subject.move_feature_out(feature, to_train, reason, requested_by, meta)
-                target = self._train(to_train)
+                target = attempt.train(to_train)
+                classification_there = subject.scope[feature].classification
                 target.move_feature_in(
-                    feature,
-                    train,
-                    subject.scope[feature].classification,
-                    reason,
-                    requested_by,
-                    exception,
-                    meta,
+                    feature, train, classification_there, reason, requested_by, exception, meta
                 )
                 attempt.touch(target)
-                item = self._feature(feature)
-                item.move(train, to_train, target.scope[feature].status, reason, requested_by, meta)
+                status_there = target.scope[feature].status
+                item.move(train, to_train, status_there, reason, requested_by, meta)
             elif decision == DecisionAction.COMMIT:
                 subject.commit_feature(feature, reason, requested_by, meta)
-                item = self._feature(feature)
                 item.commit_to(train, reason, requested_by, meta)
             elif decision == DecisionAction.STRETCH:
                 assert reason is not None
                 subject.stretch_feature(feature, reason, requested_by, meta)
-                item = self._feature(feature)
                 item.stretch_in(train, reason, requested_by, meta)
             else:
                 assert reason is not None
                 subject.drop_feature(feature, reason, requested_by, meta)
-                item = self._feature(feature)
                 item.drop_from(train, reason, requested_by, meta)
             attempt.touch(item)
 
@@ -395,7 +414,7 @@ class ReleaseLedger(Application[UUID]):
             check_feature_key(key, field="features")
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
-            subject = self._train(train)
+            subject = attempt.train(train)
             subject.ship_beta_drop(build, names, keys, meta)
             attempt.touch(subject)
 
@@ -431,7 +450,7 @@ class ReleaseLedger(Application[UUID]):
             )
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
-            subject = self._train(train)
+            subject = attempt.train(train)
             subject.record_qa_run(qa_cycle, build, total, passed, failed, blocked, meta)
             attempt.touch(subject)
 
@@ -455,7 +474,7 @@ class ReleaseLedger(Application[UUID]):
             raise InvalidCommand("eol_date must be a calendar date (YYYY-MM-DD)", field="eol_date")
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
-            subject = self._train(train)
+            subject = attempt.train(train)
             subject.change_support(support, eol_date, reason, meta)
             attempt.touch(subject)
 
@@ -477,7 +496,7 @@ class ReleaseLedger(Application[UUID]):
         (ask,) = _check_customers([CustomerAsk(customer, weight, note)])
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
-            item = self._feature(feature)
+            item = attempt.feature(feature)
             item.record_customer_demand(ask.name, ask.weight, ask.note, meta)
             attempt.touch(item)
 
@@ -500,7 +519,7 @@ class ReleaseLedger(Application[UUID]):
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
             self._train(train).check_occurred_after_planning(meta)
-            item = self._feature(feature)
+            item = attempt.feature(feature)
             item.deliver_milestone(train, milestone, note, meta)
             attempt.touch(item)
 
@@ -527,31 +546,27 @@ class ReleaseLedger(Application[UUID]):
         act: Callable[[_Attempt, EventMeta], None],
     ) -> CommandResult:
         meta = self._meta(actor, context)
+        source_ref = context.source_ref
         for attempt_number in range(self.MAX_ATTEMPTS):
-            if context.source_ref is not None:
-                earlier = self._earlier_result(context.source_ref)
-                if earlier is not None:
+            attempt = _Attempt(self, fresh=attempt_number > 0)
+            try:
+                act(attempt, meta)
+            except LedgerError:
+                # A retried integration command is answered from the log, even when
+                # the state it created would now refuse it.
+                if source_ref is not None and (earlier := self._earlier_result(source_ref)):
                     return earlier
-            attempt = _Attempt()
-            act(attempt, meta)
+                if not attempt.fresh:
+                    continue  # a refusal counts only when judged on fresh state
+                raise
             to_save: list[LedgerAggregate] = list(attempt.aggregates)
-            if context.source_ref is not None:
-                pending = [e for a in attempt.aggregates for e in a.pending_events]
-                to_save.append(
-                    SourceReference(
-                        source_ref=context.source_ref,
-                        command=command,
-                        subject=subject,
-                        recorded=[
-                            {"stream": str(e.originator_id), "version": e.originator_version}
-                            for e in pending
-                        ],
-                        meta=meta,
-                    )
-                )
+            if source_ref is not None:
+                to_save.append(self._claim(source_ref, command, subject, attempt, meta))
             try:
                 recordings = self.save(*to_save)
             except IntegrityError:
+                if source_ref is not None and (earlier := self._earlier_result(source_ref)):
+                    return earlier
                 # Someone else wrote these streams first: back off (jittered, so rivals
                 # spread out), then redo the command on fresh state.
                 time.sleep(min(0.2, 0.005 * 2**attempt_number) * random.uniform(0.5, 1.5))
@@ -561,9 +576,26 @@ class ReleaseLedger(Application[UUID]):
                 for recording in recordings
                 if not isinstance(recording.domain_event, SourceReference.Event)
             )
-            return CommandResult(events, attempt.aggregates[0].as_dict())  # type: ignore[attr-defined]
+            return CommandResult(events, attempt.aggregates[0])
         raise ConcurrencyConflict(
             f"{command} on {subject} kept conflicting with other writers; try again"
+        )
+
+    @staticmethod
+    def _claim(
+        source_ref: str, command: str, subject: str, attempt: _Attempt, meta: EventMeta
+    ) -> SourceReference:
+        """The claim on ``source_ref``, naming the events this attempt is about to record."""
+        pending = [event for aggregate in attempt.aggregates for event in aggregate.pending_events]
+        return SourceReference(
+            source_ref=source_ref,
+            command=command,
+            subject=subject,
+            recorded=[
+                {"stream": str(event.originator_id), "version": event.originator_version}
+                for event in pending
+            ],
+            meta=meta,
         )
 
     def _earlier_result(self, source_ref: str) -> CommandResult | None:
@@ -578,8 +610,8 @@ class ReleaseLedger(Application[UUID]):
             (domain_event,) = self.events.get(stream, gt=version - 1, lte=version)
             events.append(_recorded(positions.get((stream, version), 0), domain_event))
         kind, _, name = claim.subject.partition(":")
-        state = self.train(name) if kind == "train" else self.feature(name)
-        return CommandResult(tuple(events), state, replayed=True)
+        subject = self._train(name) if kind == "train" else self._feature(name)
+        return CommandResult(tuple(events), subject, replayed=True)
 
     def _meta(self, actor: str, context: CommandContext) -> EventMeta:
         now = self.clock()
@@ -603,26 +635,36 @@ class ReleaseLedger(Application[UUID]):
     def _exists(self, stream: UUID) -> bool:
         return bool(self.recorder.select_events(stream, limit=1))
 
-    def _train(self, train: str) -> Train:
+    def _train(self, train: str, *, fresh: bool = True) -> Train:
         check_train_id(train)
         try:
-            subject: Train = self.repository.get(train_stream_id(train))
+            subject: Train = self._load(train_stream_id(train), fresh)
         except AggregateNotFoundError:
             raise NotFound(f"train {train} is not planned") from None
         return subject
 
-    def _feature(self, key: str) -> Feature:
+    def _feature(self, key: str, *, fresh: bool = True) -> Feature:
         check_feature_key(key)
         try:
-            item: Feature = self.repository.get(feature_stream_id(key))
+            item: Feature = self._load(feature_stream_id(key), fresh)
         except AggregateNotFoundError:
             raise NotFound(f"feature {key} is unknown") from None
         return item
 
-    def _feature_joining(self, train: str, key: str, title: str | None, meta: EventMeta) -> Feature:
+    def _load(self, stream: UUID, fresh: bool) -> Any:
+        """A copy of the aggregate; ``fresh`` applies what others recorded since it was cached."""
+        aggregate: LedgerAggregate = self.repository.get(stream)
+        if fresh and self.repository.cache is not None:
+            for event in self.events.get(stream, gt=aggregate.version):
+                cast(LedgerAggregate.Event, event).mutate(aggregate)
+        return aggregate
+
+    def _feature_joining(
+        self, attempt: _Attempt, train: str, key: str, title: str | None, meta: EventMeta
+    ) -> Feature:
         """The feature about to join ``train``: registered if new, else free to join."""
         try:
-            item = self._feature(key)
+            item = attempt.feature(key)
         except NotFound:
             return Feature(key=key, title=title or key, owner=None, architect=None, meta=meta)
         if item.in_scope and item.train is not None and item.train != train:

@@ -15,14 +15,14 @@ from ledger.metadata import EventMeta
 from ledger.values import IN_SCOPE_STATUSES, ScopeStatus, feature_stream_id
 
 
-@dataclass
+@dataclass(frozen=True)
 class CustomerDemand:
     customer: str
     weight: float
     note: str | None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Milestone:
     train: str
     milestone: str
@@ -253,7 +253,7 @@ class Feature(LedgerAggregate):
     def _deliver_milestone(
         self, train: str, milestone: str, note: str | None, meta: EventMeta
     ) -> None:
-        self.milestones.append(Milestone(train, milestone, note, meta.occurred_at))
+        self.milestones = [*self.milestones, Milestone(train, milestone, note, meta.occurred_at)]
 
     # ------------------------------------------------------------------- guards
 

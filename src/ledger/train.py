@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -28,12 +28,22 @@ from ledger.values import (
     train_stream_id,
 )
 
+# The values a train holds are immutable and replaced on change, so copying a train
+# (the event store's cache hands out copies) costs a few container copies, not a deep walk.
 
-@dataclass
+
+@dataclass(frozen=True)
+class Slip:
+    previous_date: date
+    target_date: date
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class GateState:
     gate: int
     scheduled_for: date | None = None
-    slips: list[dict[str, Any]] = field(default_factory=list)
+    slips: tuple[Slip, ...] = ()
     outcome: str | None = None
     conditions: str | None = None
     decided_at: datetime | None = None
@@ -42,8 +52,15 @@ class GateState:
     def passed(self) -> bool:
         return self.outcome in PASSING_OUTCOMES
 
+    def as_dict(self) -> dict[str, Any]:
+        slips = [
+            {"from": slip.previous_date, "to": slip.target_date, "reason": slip.reason}
+            for slip in self.slips
+        ]
+        return {**asdict(self), "slips": slips}
 
-@dataclass
+
+@dataclass(frozen=True)
 class ScopeEntry:
     feature: str
     classification: str
@@ -55,7 +72,7 @@ class ScopeEntry:
         return self.status in IN_SCOPE_STATUSES
 
 
-@dataclass
+@dataclass(frozen=True)
 class QARun:
     cycle: str
     build: str
@@ -66,12 +83,15 @@ class QARun:
     occurred_at: datetime
 
 
-@dataclass
+@dataclass(frozen=True)
 class BetaDrop:
     build: str
-    customers: list[str]
-    features: list[str]
+    customers: tuple[str, ...]
+    features: tuple[str, ...]
     occurred_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "customers": list(self.customers), "features": list(self.features)}
 
 
 class Train(LedgerAggregate):
@@ -101,7 +121,7 @@ class Train(LedgerAggregate):
         self.status: str = TrainStatus.PLANNING
         self.gates = {gate: GateState(gate) for gate in self.gates_for(kind)}
         self.scope: dict[str, ScopeEntry] = {}
-        self.qa_runs: list[QARun] = []
+        self.qa: dict[str, QARun] = {}
         self.beta_drops: list[BetaDrop] = []
         self.support: str | None = None
         self.eol_date: date | None = None
@@ -153,7 +173,7 @@ class Train(LedgerAggregate):
     def _schedule_gate(
         self, gate: int, target_date: date, reason: str | None, meta: EventMeta
     ) -> None:
-        self.gates[gate].scheduled_for = target_date
+        self.gates[gate] = replace(self.gates[gate], scheduled_for=target_date)
 
     @event(GateRescheduled)
     def _reschedule_gate(
@@ -165,8 +185,8 @@ class Train(LedgerAggregate):
         meta: EventMeta,
     ) -> None:
         state = self.gates[gate]
-        state.slips.append({"from": previous_date, "to": target_date, "reason": reason})
-        state.scheduled_for = target_date
+        slip = Slip(previous_date, target_date, reason)
+        self.gates[gate] = replace(state, scheduled_for=target_date, slips=(*state.slips, slip))
 
     def decide_gate(
         self,
@@ -210,16 +230,15 @@ class Train(LedgerAggregate):
         evidence: list[dict[str, Any]],
         meta: EventMeta,
     ) -> None:
-        state = self.gates[gate]
-        state.outcome = outcome
-        state.conditions = conditions
-        state.decided_at = meta.occurred_at
+        self.gates[gate] = replace(
+            self.gates[gate], outcome=outcome, conditions=conditions, decided_at=meta.occurred_at
+        )
         if outcome in PASSING_OUTCOMES:
             self.status = STATUS_AFTER_GATE[gate]
             if gate == RELEASE_GATE:
-                for entry in self.scope.values():
+                for entry in list(self.scope.values()):
                     if entry.in_scope:
-                        entry.status = ScopeStatus.DELIVERED
+                        self._set_scope_status(entry.feature, ScopeStatus.DELIVERED)
                 self.support = SupportStatus.SUPPORTED
 
     def gate(self, gate: int) -> GateState:
@@ -343,7 +362,7 @@ class Train(LedgerAggregate):
     def _commit_feature(
         self, feature: str, reason: str | None, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self.scope[feature].status = ScopeStatus.COMMITTED
+        self._set_scope_status(feature, ScopeStatus.COMMITTED)
 
     def stretch_feature(
         self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
@@ -357,7 +376,7 @@ class Train(LedgerAggregate):
     def _stretch_feature(
         self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self.scope[feature].status = ScopeStatus.STRETCHED
+        self._set_scope_status(feature, ScopeStatus.STRETCHED)
 
     def drop_feature(
         self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
@@ -369,7 +388,7 @@ class Train(LedgerAggregate):
     def _drop_feature(
         self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self.scope[feature].status = ScopeStatus.DROPPED
+        self._set_scope_status(feature, ScopeStatus.DROPPED)
 
     def move_feature_out(
         self, feature: str, to_train: str, reason: str, requested_by: str | None, meta: EventMeta
@@ -385,9 +404,9 @@ class Train(LedgerAggregate):
     def _move_feature_out(
         self, feature: str, to_train: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
-        entry = self.scope[feature]
-        entry.status = ScopeStatus.MOVED_OUT
-        entry.moved_to = to_train
+        self.scope[feature] = replace(
+            self.scope[feature], status=ScopeStatus.MOVED_OUT, moved_to=to_train
+        )
 
     def move_feature_in(
         self,
@@ -467,6 +486,9 @@ class Train(LedgerAggregate):
     ) -> None:
         self.scope[feature] = ScopeEntry(feature, classification, ScopeStatus.COMMITTED)
 
+    def _set_scope_status(self, feature: str, status: str) -> None:
+        self.scope[feature] = replace(self.scope[feature], status=status)
+
     def check_scope_open(self) -> None:
         if self.is_released:
             raise RuleViolation(f"train {self.train_id} is released; its scope is closed")
@@ -533,7 +555,8 @@ class Train(LedgerAggregate):
     def _ship_beta_drop(
         self, build: str, customers: list[str], features: list[str], meta: EventMeta
     ) -> None:
-        self.beta_drops.append(BetaDrop(build, list(customers), list(features), meta.occurred_at))
+        drop = BetaDrop(build, tuple(customers), tuple(features), meta.occurred_at)
+        self.beta_drops = [*self.beta_drops, drop]
 
     def check_beta_window(self) -> None:
         if self.is_released:
@@ -600,12 +623,15 @@ class Train(LedgerAggregate):
         blocked: int,
         meta: EventMeta,
     ) -> None:
-        self.qa_runs.append(QARun(cycle, build, total, passed, failed, blocked, meta.occurred_at))
+        run = QARun(cycle, build, total, passed, failed, blocked, meta.occurred_at)
+        latest = self.qa.get(cycle)
+        # A late summary of an older run does not replace the newer one.
+        if latest is None or latest.occurred_at <= run.occurred_at:
+            self.qa[cycle] = run
 
     def latest_qa(self, cycle: QACycle) -> QARun | None:
         """The run that counts for a cycle: the one that occurred last."""
-        runs = [run for run in self.qa_runs if run.cycle == cycle]
-        return max(runs, key=lambda run: run.occurred_at) if runs else None
+        return self.qa.get(cycle)
 
     # ------------------------------------------------------------------ support
 
@@ -652,13 +678,9 @@ class Train(LedgerAggregate):
             "planned_at": self.planned_at,
             "support": self.support,
             "eol_date": self.eol_date,
-            "gates": [asdict(state) for state in self.gates.values()],
+            "gates": [state.as_dict() for state in self.gates.values()],
             "scope": [asdict(entry) for entry in self.scope.values()],
-            "qa": {
-                str(cycle): asdict(run)
-                for cycle in QACycle
-                if (run := self.latest_qa(cycle)) is not None
-            },
-            "beta_drops": [asdict(drop) for drop in self.beta_drops],
+            "qa": {cycle: asdict(run) for cycle, run in self.qa.items()},
+            "beta_drops": [drop.as_dict() for drop in self.beta_drops],
             "version": self.version,
         }

@@ -206,3 +206,36 @@ def test_a_command_gives_up_after_bounded_retries(shared_url: str) -> None:
     assert len(list(rival.events.get(feature_stream_id("DEDUP-7")))) == 3
     crowded.close()
     rival.close()
+
+
+@pytest.mark.parametrize("shared_url", ["sqlite", "postgres"], indirect=True)
+def test_a_stale_cache_never_refuses_what_the_log_allows(shared_url: str) -> None:
+    """A server whose cached train predates another server's proposal still commits it."""
+    first, second = open_ledger(shared_url), open_ledger(shared_url)
+    plan_scoped_train(first)
+    first.plan_train("5.6", "major", "Ada Planner", context=at(30))
+    second.train("5.6")  # second server caches 5.6 before the proposal below
+    first.propose_scope("5.6", "TIER-9", "anchor", "Ada Planner", context=at(20))
+
+    result = second.decide("5.6", "TIER-9", "commit", "Grace Director")
+
+    assert [event.type for event in result.events] == ["FeatureCommitted", "CommittedToTrain"]
+    assert first.train("5.6")["scope"] == [
+        {"feature": "TIER-9", "classification": "anchor", "status": "committed", "moved_to": None}
+    ]
+    first.close()
+    second.close()
+
+
+@pytest.mark.parametrize("shared_url", ["sqlite", "postgres"], indirect=True)
+def test_queries_read_what_other_servers_recorded(shared_url: str) -> None:
+    """Reading a train returns events another ledger recorded after this one cached it."""
+    first, second = open_ledger(shared_url), open_ledger(shared_url)
+    plan_scoped_train(first)
+    assert second.train("5.5")["gates"][1]["scheduled_for"] is None
+
+    first.schedule_gate("5.5", 2, datetime(2027, 3, 1, tzinfo=UTC).date(), "Ada Planner")
+
+    assert second.train("5.5")["gates"][1]["scheduled_for"].isoformat() == "2027-03-01"
+    first.close()
+    second.close()

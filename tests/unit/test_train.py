@@ -49,7 +49,7 @@ def test_replaying_the_events_rebuilds_the_same_train() -> None:
 
     assert replayed == train
     assert replayed is not None
-    assert replayed.gates[1].slips == [
+    assert replayed.gates[1].as_dict()["slips"] == [
         {"from": date(2026, 7, 1), "to": date(2026, 7, 8), "reason": "Globex review moved"}
     ]
 
