@@ -28,7 +28,7 @@ def _encode_extra(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        return dict(vars(value))  # orjson encodes the fields, nested ones included
     raise TypeError(f"cannot put {type(value).__name__} in an event's canonical form")
 
 

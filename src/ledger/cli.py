@@ -11,10 +11,17 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
+from ledger.demo import demo_steps, load_demo
 from ledger.exceptions import LedgerError
 from ledger.integrity import verify_events
 from ledger.transfer import import_lines, write_export
@@ -66,7 +73,7 @@ def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,
@@ -88,6 +95,19 @@ def verify() -> None:
     console.print(
         f"[green]ok[/]: {report.events:,} events in {report.streams:,} streams, every chain intact"
     )
+
+
+@app.command()
+def demo() -> None:
+    """Load a realistic sample history (trains 5.1 to 5.6); loading it again records nothing."""
+    with opened_ledger() as ledger, _progress() as progress:
+        task = progress.add_task("loading the demo", total=len(demo_steps()))
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        summary = load_demo(ledger, progress=advance)
+    console.print(summary.describe(), highlight=False)
 
 
 @app.command("export")
@@ -112,6 +132,8 @@ def import_command(
     source: Annotated[Path, typer.Argument(help="JSON lines from 'ledger export', or - for stdin")],
 ) -> None:
     """Load an export into an empty event store, every event at its original position."""
+    if str(source) != "-" and not source.is_file():
+        fail(f"no such file: {source}")
     with opened_ledger() as ledger, _progress() as progress:
         task = progress.add_task("importing", total=None)
 
@@ -121,8 +143,6 @@ def import_command(
         if str(source) == "-":
             count = import_lines(ledger.event_log, ledger.mapper, sys.stdin.buffer, advance)
         else:
-            if not source.is_file():
-                fail(f"no such file: {source}")
             with source.open("rb") as lines:
                 count = import_lines(ledger.event_log, ledger.mapper, lines, advance)
     console.print(f"imported {count:,} events")

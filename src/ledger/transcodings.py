@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date
 from typing import Any
 
@@ -27,7 +26,7 @@ class EventMetaAsDict(Transcoding):
     name = "event_meta"
 
     def encode(self, obj: EventMeta) -> dict[str, Any]:
-        return asdict(obj)
+        return dict(vars(obj))  # its fields are plain values: no need for asdict's deep copy
 
     def decode(self, data: dict[str, Any]) -> EventMeta:
         return EventMeta(**data)

@@ -1,0 +1,126 @@
+"""The command line: one clear line per error, the backend named, export and import round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from tests.conftest import open_ledger
+from tests.scenarios import plan_scoped_train
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    ledger = open_ledger(url)
+    plan_scoped_train(ledger)
+    ledger.close()
+    return url
+
+
+def test_verify_names_the_backend_and_reports_an_intact_log(
+    runner: CliRunner, sqlite_url: str
+) -> None:
+    """verify prints which event store it read and that every chain holds."""
+    result = runner.invoke(app, ["verify"], env={"LEDGER_DATABASE_URL": sqlite_url})
+
+    assert result.exit_code == 0, result.output
+    assert "SQLite event store at" in result.output
+    assert "ok: 9 events in 3 streams, every chain intact" in result.output
+
+
+def test_export_and_import_move_a_ledger_between_backends(
+    runner: CliRunner, sqlite_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    """ledger export to a file and ledger import from it give PostgreSQL the same log."""
+    dump = tmp_path / "ledger.jsonl"
+    exported = runner.invoke(
+        app, ["export", "--output", str(dump)], env={"LEDGER_DATABASE_URL": sqlite_url}
+    )
+    imported = runner.invoke(app, ["import", str(dump)], env={"LEDGER_DATABASE_URL": postgres_url})
+    verified = runner.invoke(app, ["verify"], env={"LEDGER_DATABASE_URL": postgres_url})
+
+    assert exported.exit_code == 0, exported.output
+    assert "exported 9 events" in exported.output
+    assert imported.exit_code == 0, imported.output
+    assert "imported 9 events" in imported.output
+    assert "PostgreSQL event store at" in imported.output
+    assert verified.exit_code == 0
+    assert len(dump.read_bytes().splitlines()) == 9
+
+
+def test_export_writes_json_lines_to_standard_output(runner: CliRunner, sqlite_url: str) -> None:
+    """Without --output the JSON lines go to standard output, one event per line."""
+    result = runner.invoke(app, ["export"], env={"LEDGER_DATABASE_URL": sqlite_url})
+
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert result.exit_code == 0
+    assert len(lines) == 9
+
+
+def test_verify_fails_in_one_line_naming_the_broken_event(
+    runner: CliRunner, postgres_url: str
+) -> None:
+    """A tampered row makes verify exit non-zero with one line that names the event."""
+    ledger = open_ledger(postgres_url)
+    plan_scoped_train(ledger)
+    ledger.close()
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_append_only")
+        connection.execute(
+            "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
+            "'Grace Director', 'Mallory'), 'UTF8') WHERE notification_id = 9"
+        )
+
+    result = runner.invoke(app, ["verify"], env={"LEDGER_DATABASE_URL": postgres_url})
+
+    assert result.exit_code == 1
+    assert "error: the log is broken at the event at position 9" in result.output
+    assert "GateDecided" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "url", "message"),
+    [
+        (["verify"], "mysql://root@localhost/ledger", "must start with postgresql://"),
+        (["verify"], "postgresql://nobody@127.0.0.1:1/none", "cannot open the event store"),
+        (["import", "/no/such/file.jsonl"], None, "no such file"),
+    ],
+)
+def test_errors_are_one_line_and_a_non_zero_exit(
+    runner: CliRunner,
+    sqlite_url: str,
+    arguments: list[str],
+    url: str | None,
+    message: str,
+) -> None:
+    """Bad configuration or arguments end in one clear line, never a traceback."""
+    result = runner.invoke(app, arguments, env={"LEDGER_DATABASE_URL": url or sqlite_url})
+
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert result.output.count("error:") == 1
+
+
+def test_import_into_a_ledger_with_history_is_refused(
+    runner: CliRunner, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Importing over existing events would mix two logs, so the CLI refuses in one line."""
+    dump = tmp_path / "ledger.jsonl"
+    runner.invoke(app, ["export", "-o", str(dump)], env={"LEDGER_DATABASE_URL": sqlite_url})
+
+    result = runner.invoke(app, ["import", str(dump)], env={"LEDGER_DATABASE_URL": sqlite_url})
+
+    assert result.exit_code == 1
+    assert "import needs an empty event store" in result.output
