@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg
 import pytest
 from typer.testing import CliRunner
 
 from ledger.cli import app
 from tests.conftest import open_ledger
-from tests.scenarios import plan_scoped_train
+from tests.scenarios import plan_scoped_train, tamper
 
 
 @pytest.fixture
@@ -74,12 +73,11 @@ def test_verify_fails_in_one_line_naming_the_broken_event(
     ledger = open_ledger(postgres_url)
     plan_scoped_train(ledger)
     ledger.close()
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute("ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_append_only")
-        connection.execute(
-            "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
-            "'Grace Director', 'Mallory'), 'UTF8') WHERE notification_id = 9"
-        )
+    tamper(
+        postgres_url,
+        "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
+        "'Grace Director', 'Mallory'), 'UTF8') WHERE notification_id = 9",
+    )
 
     result = runner.invoke(app, ["verify"], env={"LEDGER_DATABASE_URL": postgres_url})
 

@@ -12,7 +12,7 @@ from ledger.application import ReleaseLedger
 from ledger.integrity import verify_events
 from ledger.values import train_stream_id
 from tests.conftest import open_ledger
-from tests.scenarios import plan_scoped_train
+from tests.scenarios import plan_scoped_train, tamper
 
 
 def test_an_untouched_log_verifies(ledger: ReleaseLedger) -> None:
@@ -73,14 +73,12 @@ def test_verify_names_an_event_altered_behind_the_triggers_back(postgres_url: st
     ledger = open_ledger(postgres_url)
     plan_scoped_train(ledger)
     ledger.close()
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute("ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_append_only")
-        (position,) = connection.execute(
-            "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
-            "'Globex', 'Initech'), 'UTF8') WHERE convert_from(state, 'UTF8') LIKE '%Globex%' "
-            "RETURNING notification_id"
-        ).fetchone() or (0,)
-        connection.execute("ALTER TABLE ledger_events ENABLE TRIGGER ledger_events_append_only")
+    position = tamper(
+        postgres_url,
+        "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
+        "'Globex', 'Initech'), 'UTF8') WHERE convert_from(state, 'UTF8') LIKE '%Globex%' "
+        "RETURNING notification_id",
+    )
 
     ledger = open_ledger(postgres_url)
     report = verify_events(ledger.event_log.read(), ledger.mapper)
@@ -97,12 +95,11 @@ def test_verify_names_an_event_missing_from_its_stream(postgres_url: str) -> Non
     ledger = open_ledger(postgres_url)
     plan_scoped_train(ledger)
     ledger.close()
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute("ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_append_only")
-        connection.execute(
-            "DELETE FROM ledger_events "
-            "WHERE originator_version = 2 AND topic LIKE '%Train.ScopeProposed'"
-        )
+    tamper(
+        postgres_url,
+        "DELETE FROM ledger_events "
+        "WHERE originator_version = 2 AND topic LIKE '%Train.ScopeProposed'",
+    )
 
     ledger = open_ledger(postgres_url)
     report = verify_events(ledger.event_log.read(), ledger.mapper)
