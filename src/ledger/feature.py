@@ -48,6 +48,7 @@ class Feature(LedgerAggregate):
         self, key: str, title: str, owner: str | None, architect: str | None, meta: EventMeta
     ) -> None:
         self.key = key
+        self.registered_at = meta.occurred_at
         self.title = title
         self.owner = owner
         self.architect = architect
@@ -67,6 +68,7 @@ class Feature(LedgerAggregate):
     def record_customer_demand(
         self, customer: str, weight: float, note: str | None, meta: EventMeta
     ) -> None:
+        self.check_occurred_after_registration(meta)
         self._record_customer_demand(customer=customer, weight=weight, note=note, meta=meta)
 
     @event(CustomerDemandRecorded)
@@ -118,6 +120,7 @@ class Feature(LedgerAggregate):
         train: str
 
     def propose_for(self, train: str, classification: str, meta: EventMeta) -> None:
+        self.check_occurred_after_registration(meta)
         self._propose_for(train=train, classification=classification, meta=meta)
 
     @event(ProposedForTrain)
@@ -129,6 +132,7 @@ class Feature(LedgerAggregate):
     def commit_to(
         self, train: str, reason: str | None, requested_by: str | None, meta: EventMeta
     ) -> None:
+        self.check_occurred_after_registration(meta)
         self.check_in(train)
         self._commit_to(train=train, reason=reason, requested_by=requested_by, meta=meta)
 
@@ -141,6 +145,7 @@ class Feature(LedgerAggregate):
     def stretch_in(
         self, train: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
+        self.check_occurred_after_registration(meta)
         self.check_in(train)
         self._stretch_in(train=train, reason=reason, requested_by=requested_by, meta=meta)
 
@@ -151,6 +156,7 @@ class Feature(LedgerAggregate):
         self.status = ScopeStatus.STRETCHED
 
     def drop_from(self, train: str, reason: str, requested_by: str | None, meta: EventMeta) -> None:
+        self.check_occurred_after_registration(meta)
         self.check_in(train)
         self._drop_from(train=train, reason=reason, requested_by=requested_by, meta=meta)
 
@@ -169,6 +175,7 @@ class Feature(LedgerAggregate):
         requested_by: str | None,
         meta: EventMeta,
     ) -> None:
+        self.check_occurred_after_registration(meta)
         self.check_in(from_train)
         self._move(
             from_train=from_train,
@@ -201,6 +208,7 @@ class Feature(LedgerAggregate):
         exception: bool,
         meta: EventMeta,
     ) -> None:
+        self.check_occurred_after_registration(meta)
         self._add_to(
             train=train,
             classification=classification,
@@ -225,6 +233,7 @@ class Feature(LedgerAggregate):
         self.status = ScopeStatus.COMMITTED
 
     def deliver_in(self, train: str, meta: EventMeta) -> None:
+        self.check_occurred_after_registration(meta)
         self.check_in(train)
         self._deliver_in(train=train, meta=meta)
 
@@ -242,6 +251,7 @@ class Feature(LedgerAggregate):
     def deliver_milestone(
         self, train: str, milestone: str, note: str | None, meta: EventMeta
     ) -> None:
+        self.check_occurred_after_registration(meta)
         self.check_in(train)
         if any(m.train == train and m.milestone == milestone for m in self.milestones):
             raise RuleViolation(
@@ -260,6 +270,13 @@ class Feature(LedgerAggregate):
     @property
     def in_scope(self) -> bool:
         return self.status in IN_SCOPE_STATUSES
+
+    def check_occurred_after_registration(self, meta: EventMeta) -> None:
+        if meta.occurred_at < self.registered_at:
+            raise RuleViolation(
+                f"an event of {self.key} cannot occur at {meta.occurred_at.isoformat()}, "
+                f"before the feature was registered ({self.registered_at.isoformat()})"
+            )
 
     def check_in(self, train: str) -> None:
         if self.train != train or not self.in_scope:

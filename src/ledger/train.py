@@ -46,7 +46,9 @@ class GateState:
     slips: tuple[Slip, ...] = ()
     outcome: str | None = None
     conditions: str | None = None
+    notes: str | None = None
     decided_at: datetime | None = None
+    evidence: tuple[dict[str, Any], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -57,7 +59,7 @@ class GateState:
             {"from": slip.previous_date, "to": slip.target_date, "reason": slip.reason}
             for slip in self.slips
         ]
-        return {**asdict(self), "slips": slips}
+        return {**asdict(self), "slips": slips, "evidence": list(self.evidence)}
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class ScopeEntry:
     classification: str
     status: str
     moved_to: str | None = None
+    since: datetime | None = None
 
     @property
     def in_scope(self) -> bool:
@@ -231,7 +234,12 @@ class Train(LedgerAggregate):
         meta: EventMeta,
     ) -> None:
         self.gates[gate] = replace(
-            self.gates[gate], outcome=outcome, conditions=conditions, decided_at=meta.occurred_at
+            self.gates[gate],
+            outcome=outcome,
+            conditions=conditions,
+            notes=notes,
+            decided_at=meta.occurred_at,
+            evidence=tuple(evidence),
         )
         if outcome in PASSING_OUTCOMES:
             self.status = STATUS_AFTER_GATE[gate]
@@ -348,7 +356,9 @@ class Train(LedgerAggregate):
 
     @event(ScopeProposed)
     def _propose_scope(self, feature: str, classification: str, meta: EventMeta) -> None:
-        self.scope[feature] = ScopeEntry(feature, classification, ScopeStatus.PROPOSED)
+        self.scope[feature] = ScopeEntry(
+            feature, classification, ScopeStatus.PROPOSED, since=meta.occurred_at
+        )
 
     def commit_feature(
         self, feature: str, reason: str | None, requested_by: str | None, meta: EventMeta
@@ -449,7 +459,7 @@ class Train(LedgerAggregate):
         exception: bool,
         meta: EventMeta,
     ) -> None:
-        self.scope[feature] = ScopeEntry(feature, classification, status)
+        self.scope[feature] = ScopeEntry(feature, classification, status, since=meta.occurred_at)
 
     def add_feature(
         self,
@@ -484,7 +494,9 @@ class Train(LedgerAggregate):
         exception: bool,
         meta: EventMeta,
     ) -> None:
-        self.scope[feature] = ScopeEntry(feature, classification, ScopeStatus.COMMITTED)
+        self.scope[feature] = ScopeEntry(
+            feature, classification, ScopeStatus.COMMITTED, since=meta.occurred_at
+        )
 
     def _set_scope_status(self, feature: str, status: str) -> None:
         self.scope[feature] = replace(self.scope[feature], status=status)
@@ -532,6 +544,11 @@ class Train(LedgerAggregate):
         self.check_occurred_after_planning(meta)
         self.check_scope_open()
         entry = self.check_in_scope(feature)
+        if entry.since is not None and meta.occurred_at < entry.since:
+            raise RuleViolation(
+                f"{feature} joined {self.train_id} at {entry.since.isoformat()}; a decision "
+                "about it cannot occur before that"
+            )
         if entry.status not in allowed_from:
             raise RuleViolation(f"{feature} is already {entry.status} in {self.train_id}")
 

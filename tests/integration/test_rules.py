@@ -30,6 +30,7 @@ from ledger.exceptions import (
 )
 from ledger.values import feature_stream_id, train_stream_id
 from tests.conftest import at, event_count
+from tests.scenarios import plan_scoped_train
 
 PM = "Priya Planner"
 DIRECTOR = "Grace Director"
@@ -1179,3 +1180,29 @@ def test_passing_gate_4_releases_the_train_and_delivers_its_scope(ledger: Releas
         assert (feature["train"], feature["status"]) == ("5.5", status)
     with refused(ledger, RuleViolation, r"gate 4 of 5\.5 already passed"):
         ledger.decide_gate("5.5", 4, "passed", DIRECTOR)
+
+
+def test_a_decision_cannot_occur_before_its_feature_joined_the_train(
+    ledger: ReleaseLedger,
+) -> None:
+    """A backdated commit that would precede the proposal it commits is refused."""
+    plan_scoped_train(ledger)  # SNAP-3 was proposed 59 days ago
+    count = event_count(ledger)
+
+    with pytest.raises(RuleViolation, match=r"SNAP-3 joined 5\.5 at .* cannot occur before"):
+        ledger.decide("5.5", "SNAP-3", "commit", "Grace Director", context=at(59.5))
+
+    assert event_count(ledger) == count
+
+
+def test_a_feature_event_cannot_occur_before_the_feature_was_registered(
+    ledger: ReleaseLedger,
+) -> None:
+    """Customer demand dated before the feature existed in the ledger is refused."""
+    plan_scoped_train(ledger)
+    count = event_count(ledger)
+
+    with pytest.raises(RuleViolation, match="before the feature was registered"):
+        ledger.record_customer_demand("SNAP-3", "Initech", 2.0, "Ada Planner", context=at(70))
+
+    assert event_count(ledger) == count
