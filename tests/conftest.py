@@ -20,6 +20,7 @@ import pytest
 
 from ledger.application import CommandContext, ReleaseLedger
 from ledger.config import Settings
+from tests.projection_fixtures import Projected, projected
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ("memory", "sqlite", "postgres")
@@ -116,3 +117,11 @@ def at(days: float) -> CommandContext:
 
 def event_count(ledger: ReleaseLedger) -> int:
     return sum(1 for _ in ledger.event_log.read())
+
+
+@pytest.fixture
+def projected_ledger(ledger: ReleaseLedger, database_url: str) -> Iterator[Projected]:
+    """A fresh ledger and its projections, on each backend."""
+    result = projected(ledger, database_url)
+    yield result
+    result.engine.dispose()

@@ -18,6 +18,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from sqlalchemy.exc import DBAPIError
 
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
@@ -25,6 +26,7 @@ from ledger.demo import demo_steps, load_demo
 from ledger.exceptions import LedgerError
 from ledger.integrity import verify_events
 from ledger.transfer import import_lines, write_export
+from projections.schema import current_revision, engine_for, upgrade
 
 app = typer.Typer(
     name="ledger",
@@ -33,6 +35,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+db_app = typer.Typer(
+    name="db",
+    help="The projection tables' schema (Alembic migrations).",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
 
@@ -146,6 +154,31 @@ def import_command(
             with source.open("rb") as lines:
                 count = import_lines(ledger.event_log, ledger.mapper, lines, advance)
     console.print(f"imported {count:,} events")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the projection tables to the newest schema; run it before serving on PostgreSQL."""
+    try:
+        database = Database.from_url(Settings().database_url)
+    except ValidationError as error:
+        fail(f"invalid setting: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}")
+    except LedgerError as error:
+        fail(error.detail)
+    console.print(f"[dim]{database.describe()}[/]", highlight=False)
+    engine = engine_for(database)
+    try:
+        upgrade(engine)
+        revision = current_revision(engine)
+    except LedgerError as error:
+        fail(error.detail)
+    except DBAPIError as error:  # the driver's own message, without SQLAlchemy's wrapping
+        fail(f"cannot upgrade the projection schema: {_first_line(error.orig or error)}")
+    except Exception as error:  # the database refused us: say so in one line
+        fail(f"cannot upgrade the projection schema: {_first_line(error)}")
+    finally:
+        engine.dispose()
+    console.print(f"projection schema at {revision}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - the console script's entry point

@@ -41,11 +41,11 @@ class TrainFacts:
     beta_customers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def anchors_in_scope(self) -> list[str]:
-        return [
+        return sorted(
             fact.feature
             for fact in self.scope
             if fact.classification == Classification.ANCHOR and fact.status in IN_SCOPE_STATUSES
-        ]
+        )
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class ReadinessPolicy:
         ]
 
     def _plan(self, facts: TrainFacts) -> list[Criterion]:
-        proposed = [f.feature for f in facts.scope if f.status == ScopeStatus.PROPOSED]
+        proposed = sorted(f.feature for f in facts.scope if f.status == ScopeStatus.PROPOSED)
         return [
             Criterion(
                 "no-feature-proposed",

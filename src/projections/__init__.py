@@ -1,0 +1,1 @@
+"""Read models of the ledger: kept current from the log, rebuildable, queryable at any time."""

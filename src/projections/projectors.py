@@ -1,0 +1,378 @@
+"""The projections: how each read model folds ledger events into its rows.
+
+A projection applies decoded events in log order, keeps what it changed in memory, and
+writes it in ``flush`` inside the runner's transaction, together with its position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from sqlalchemy import Connection, Table, delete, insert, select
+
+from ledger.aggregate import LedgerAggregate
+from ledger.feature import Feature
+from ledger.train import Train
+from projections import tables
+from projections.documents import feature_document, train_document
+
+Loader = Callable[[UUID, int], LedgerAggregate]
+"""Rebuilds an aggregate of a stream at a version (from the event store)."""
+
+
+class StreamKeys:
+    """Which train or feature each stream belongs to, remembered across batches."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, tuple[str, str]] = {}
+        self.new: dict[str, tuple[str, str]] = {}
+
+    def load(self, connection: Connection) -> None:
+        rows = connection.execute(select(tables.stream_keys))
+        self.keys = {row.stream: (row.kind, row.key) for row in rows}
+
+    def remember(self, event: LedgerAggregate.Event) -> None:
+        stream = str(event.originator_id)
+        if isinstance(event, Train.Planned):
+            entry = ("train", event.train_id)
+        elif isinstance(event, Feature.Registered):
+            entry = ("feature", event.key)
+        else:
+            return
+        if stream not in self.keys:
+            self.keys[stream] = entry
+            self.new[stream] = entry
+
+    def key(self, stream: UUID) -> str:
+        return self.keys[str(stream)][1]
+
+    def flush(self, connection: Connection) -> None:
+        if self.new:
+            connection.execute(
+                insert(tables.stream_keys),
+                [{"stream": s, "kind": kind, "key": key} for s, (kind, key) in self.new.items()],
+            )
+            self.new.clear()
+
+
+class Projection:
+    """A read model with a name, its tables, and a position in the log."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[Table, ...]]
+
+    def apply(self, position: int, event: LedgerAggregate.Event, context: Context) -> None:
+        raise NotImplementedError
+
+    def flush(self, connection: Connection, generation: int) -> None:
+        raise NotImplementedError
+
+    def forget(self) -> None:
+        """Drop what is held in memory: another runner may have moved the rows on."""
+
+
+class Context:
+    """What projections share while applying a batch: stream keys and a loader."""
+
+    def __init__(self, keys: StreamKeys, load: Callable[[Table, UUID], LedgerAggregate]):
+        self.keys = keys
+        self.load = load
+
+
+class _AggregateProjection(Projection):
+    """A projection whose rows are the current state of one kind of aggregate."""
+
+    kind: ClassVar[type[Any]]
+    table: ClassVar[Table]
+
+    def __init__(self) -> None:
+        self.aggregates: dict[UUID, LedgerAggregate] = {}
+        self.dirty: set[UUID] = set()
+
+    def apply(self, position: int, event: LedgerAggregate.Event, context: Context) -> None:
+        if not isinstance(event, self.kind.Event):
+            return
+        stream = event.originator_id
+        if isinstance(event, LedgerAggregate.Created):
+            aggregate = event.mutate(None)
+        else:
+            aggregate = self.aggregates.get(stream) or context.load(self.table, stream)
+            event.mutate(aggregate)
+        self.aggregates[stream] = aggregate
+        self.dirty.add(stream)
+
+    def forget(self) -> None:
+        self.aggregates.clear()
+        self.dirty.clear()
+
+    def flush(self, connection: Connection, generation: int) -> None:
+        if not self.dirty:
+            return
+        changed = [self.aggregates[stream] for stream in self.dirty]
+        keys = [self.key_of(aggregate) for aggregate in changed]
+        for table in self.tables:
+            connection.execute(
+                delete(table).where(
+                    table.c.generation == generation, table.c[self.key_column].in_(keys)
+                )
+            )
+        rows: dict[Table, list[dict[str, Any]]] = {table: [] for table in self.tables}
+        for aggregate in changed:
+            for table, row in self.rows(aggregate):
+                rows[table].append({"generation": generation, **row})
+        for table in self.tables:
+            if rows[table]:
+                connection.execute(insert(table), rows[table])
+        self.dirty.clear()
+        if len(self.aggregates) > 5000:
+            self.aggregates.clear()  # bounded memory on big rebuilds; reloaded when touched
+
+    key_column: ClassVar[str]
+
+    def key_of(self, aggregate: Any) -> str:
+        raise NotImplementedError
+
+    def rows(self, aggregate: Any) -> Iterable[tuple[Table, dict[str, Any]]]:
+        raise NotImplementedError
+
+
+class TrainsProjection(_AggregateProjection):
+    """Trains with their gates, scope, QA per cycle and beta drops."""
+
+    name = "trains"
+    kind = Train
+    table = tables.trains
+    key_column = "train"
+    tables = (
+        tables.trains,
+        tables.train_gates,
+        tables.train_scope,
+        tables.train_qa,
+        tables.train_beta_drops,
+    )
+
+    def key_of(self, aggregate: Train) -> str:
+        return aggregate.train_id
+
+    def rows(self, aggregate: Train) -> Iterable[tuple[Table, dict[str, Any]]]:
+        document = train_document(aggregate)
+        train = document["train"]
+        yield (
+            tables.trains,
+            {
+                "train": train,
+                "stream": str(aggregate.id),
+                **{
+                    column: document[column]
+                    for column in (
+                        "kind",
+                        "parent",
+                        "title",
+                        "status",
+                        "support",
+                        "eol_date",
+                        "planned_at",
+                        "version",
+                    )
+                },
+            },
+        )
+        for gate in document["gates"]:
+            row = {k: v for k, v in gate.items() if k not in ("name", "original_date")}
+            yield tables.train_gates, {"train": train, **_jsonable(row, "slips", "evidence")}
+        for entry in document["scope"]:
+            yield tables.train_scope, {"train": train, **entry}
+        for cycle, run in document["qa"]["cycles"].items():
+            fields = {k: v for k, v in run.items() if k != "success_rate"}
+            yield tables.train_qa, {"train": train, "cycle": cycle, **fields}
+        for seq, drop in enumerate(document["beta_drops"]):
+            yield tables.train_beta_drops, {"train": train, "seq": seq, **drop}
+
+
+class FeaturesProjection(_AggregateProjection):
+    """Features with their customers, current train and milestones."""
+
+    name = "features"
+    kind = Feature
+    table = tables.features
+    key_column = "feature"
+    tables = (tables.features, tables.feature_customers, tables.feature_milestones)
+
+    def key_of(self, aggregate: Feature) -> str:
+        return aggregate.key
+
+    def rows(self, aggregate: Feature) -> Iterable[tuple[Table, dict[str, Any]]]:
+        document = feature_document(aggregate)
+        key = document["feature"]
+        yield (
+            tables.features,
+            {
+                "stream": str(aggregate.id),
+                **{k: v for k, v in document.items() if k not in ("customers", "milestones")},
+            },
+        )
+        for demand in document["customers"]:
+            yield tables.feature_customers, {"feature": key, **demand}
+        for seq, milestone in enumerate(document["milestones"]):
+            yield tables.feature_milestones, {"feature": key, "seq": seq, **milestone}
+
+
+def _jsonable(row: dict[str, Any], *fields: str) -> dict[str, Any]:
+    """Dates inside JSON columns as ISO text, so every backend stores the same thing."""
+    return {**row, **{field: _iso(row[field]) for field in fields}}
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _iso(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_iso(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+# --------------------------------------------------------------- event rows
+
+JOURNEY_ACTIONS: dict[type[LedgerAggregate.Event], str] = {
+    Feature.Registered: "registered",
+    Feature.CustomerDemandRecorded: "customer_demand",
+    Feature.ProposedForTrain: "proposed",
+    Feature.CommittedToTrain: "commit",
+    Feature.StretchedInTrain: "stretch",
+    Feature.DroppedFromTrain: "drop",
+    Feature.MovedBetweenTrains: "move",
+    Feature.AddedToTrain: "add",
+    Feature.DeliveredInTrain: "delivered",
+    Feature.MilestoneDelivered: "milestone",
+}
+AUDITED = {
+    Feature.CommittedToTrain,
+    Feature.StretchedInTrain,
+    Feature.DroppedFromTrain,
+    Feature.MovedBetweenTrains,
+    Feature.AddedToTrain,
+}
+# Fields an event carries that are already columns of the journey, or chain bookkeeping.
+_NOT_DETAILS = {
+    "originator_id",
+    "originator_version",
+    "originator_topic",
+    "timestamp",
+    "meta",
+    "prev_hash",
+    "digest",
+    "reason",
+    "requested_by",
+    "train",
+}
+
+
+def provenance(position: int, event: LedgerAggregate.Event) -> dict[str, Any]:
+    """The who, how and when columns of one event."""
+    meta = event.meta
+    recorded_at: datetime = event.timestamp
+    return {
+        "position": position,
+        "actor": meta.actor,
+        "recorded_by": meta.recorded_by,
+        "source": meta.source,
+        "source_ref": meta.source_ref,
+        "correlation_id": meta.correlation_id,
+        "reason": getattr(event, "reason", None),
+        "requested_by": getattr(event, "requested_by", None),
+        "occurred_at": meta.occurred_at,
+        "recorded_at": recorded_at,
+        "lateness_seconds": (recorded_at - meta.occurred_at).total_seconds(),
+    }
+
+
+class _RowsProjection(Projection):
+    """A projection that appends one row per relevant event."""
+
+    table: ClassVar[Table]
+
+    def __init__(self) -> None:
+        self.pending: list[dict[str, Any]] = []
+
+    def forget(self) -> None:
+        self.pending.clear()
+
+    def flush(self, connection: Connection, generation: int) -> None:
+        if self.pending:
+            connection.execute(
+                insert(self.table), [{"generation": generation, **row} for row in self.pending]
+            )
+            self.pending.clear()
+
+
+class JourneyProjection(_RowsProjection):
+    """Every event about a feature, across trains, with actor, reason, times and lateness."""
+
+    name = "journeys"
+    table = tables.journey
+    tables = (tables.journey,)
+
+    def apply(self, position: int, event: LedgerAggregate.Event, context: Context) -> None:
+        if isinstance(event, Train.BetaDropShipped):
+            train = context.keys.key(event.originator_id)
+            for feature in event.features:
+                self.pending.append(
+                    {
+                        **provenance(position, event),
+                        "feature": feature,
+                        "train": train,
+                        "action": "beta_drop",
+                        "event_type": "BetaDropShipped",
+                        "details": {"build": event.build, "customers": list(event.customers)},
+                    }
+                )
+            return
+        action = JOURNEY_ACTIONS.get(type(event))
+        if action is None:
+            return
+        details = {k: _iso(v) for k, v in vars(event).items() if k not in _NOT_DETAILS}
+        self.pending.append(
+            {
+                **provenance(position, event),
+                "feature": context.keys.key(event.originator_id),
+                "train": getattr(event, "train", None) or getattr(event, "to_train", None),
+                "action": action,
+                "event_type": type(event).__name__,
+                "details": details,
+            }
+        )
+
+
+class AuditProjection(_RowsProjection):
+    """The change-management decisions: commit, stretch, drop, move and add."""
+
+    name = "audit"
+    table = tables.audit
+    tables = (tables.audit,)
+
+    def apply(self, position: int, event: LedgerAggregate.Event, context: Context) -> None:
+        if type(event) not in AUDITED:
+            return
+        moved = isinstance(event, Feature.MovedBetweenTrains)
+        self.pending.append(
+            {
+                **provenance(position, event),
+                "feature": context.keys.key(event.originator_id),
+                "train": event.from_train if moved else event.train,  # type: ignore[attr-defined]
+                "to_train": event.to_train if moved else None,  # type: ignore[attr-defined]
+                "action": JOURNEY_ACTIONS[type(event)],
+                "exception": bool(getattr(event, "exception", False)),
+            }
+        )
+
+
+def all_projections() -> list[Projection]:
+    """A fresh instance of every projection, in the order the runner applies them."""
+    return [TrainsProjection(), FeaturesProjection(), JourneyProjection(), AuditProjection()]
+
+
+PROJECTION_NAMES = tuple(projection.name for projection in all_projections())

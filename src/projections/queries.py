@@ -1,0 +1,470 @@
+"""Reading the projections: current state from rows, past states by replaying streams.
+
+``as_of`` is valid time: the events that occurred by then, folded in ``occurred_at``
+order, according to all we know now. ``known_at`` is transaction time: only the events
+recorded by then. Both together answer "what did we believe on Nov 8 about Nov 1".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, Select, Table, and_, or_, select
+
+from ledger.aggregate import LedgerAggregate
+from ledger.application import ReleaseLedger
+from ledger.exceptions import InvalidCommand, NotFound
+from ledger.readiness import Criterion, QAFact, ReadinessPolicy, ScopeFact, TrainFacts
+from ledger.values import (
+    IN_SCOPE_STATUSES,
+    Classification,
+    check_feature_key,
+    check_train_id,
+    feature_stream_id,
+    train_stream_id,
+)
+from projections import tables
+from projections.documents import (
+    FeatureDocument,
+    TrainDocument,
+    feature_document,
+    gate_document,
+    qa_document,
+)
+
+AUDIT_PAGE_DEFAULT = 100
+AUDIT_PAGE_MAX = 1000
+LATE_AFTER_SECONDS = 3600.0
+"""An event recorded more than an hour after it occurred is shown as late."""
+
+
+@dataclass(frozen=True)
+class TimePoint:
+    """A point on both time axes; ``None`` on an axis means "now"."""
+
+    as_of: datetime | None = None
+    known_at: datetime | None = None
+
+    @property
+    def is_now(self) -> bool:
+        return self.as_of is None and self.known_at is None
+
+    def admits(self, event: LedgerAggregate.Event) -> bool:
+        occurred: datetime = event.meta.occurred_at
+        recorded: datetime = event.timestamp
+        return (self.as_of is None or occurred <= self.as_of) and (
+            self.known_at is None or recorded <= self.known_at
+        )
+
+
+NOW = TimePoint()
+
+
+class ProjectionQueries:
+    """Every read of the projections the API, the dashboard and the CLI make."""
+
+    def __init__(
+        self, engine: Engine, ledger: ReleaseLedger, policy: ReadinessPolicy | None = None
+    ) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self.policy = policy or ledger.policy
+
+    # ------------------------------------------------------------------ trains
+
+    def train(self, train: str, at: TimePoint = NOW) -> TrainDocument:
+        check_train_id(train)
+        if not at.is_now:
+            return self._replayed_train(train, at)
+        with self.engine.connect() as connection:
+            generation = _generation(connection, "trains")
+            row = connection.execute(
+                select(tables.trains).where(
+                    tables.trains.c.generation == generation, tables.trains.c.train == train
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"train {train} is not planned")
+            return _train_from_rows(connection, generation, row._asdict())
+
+    def trains(
+        self,
+        *,
+        kind: str | None = None,
+        status: str | None = None,
+        support: str | None = None,
+        at: TimePoint = NOW,
+    ) -> list[TrainDocument]:
+        """Every train (current state, or as of a time point), filtered, in train order."""
+        if at.is_now:
+            with self.engine.connect() as connection:
+                generation = _generation(connection, "trains")
+                rows = connection.execute(
+                    select(tables.trains)
+                    .where(tables.trains.c.generation == generation)
+                    .order_by(tables.trains.c.train)
+                ).all()
+                documents = [_train_from_rows(connection, generation, r._asdict()) for r in rows]
+        else:
+            documents = []
+            for train in self._train_ids():
+                try:
+                    documents.append(self._replayed_train(train, at))
+                except NotFound:
+                    continue  # not planned yet at that time point
+        return [
+            document
+            for document in documents
+            if (kind is None or document["kind"] == kind)
+            and (status is None or document["status"] == status)
+            and (support is None or document["support"] == support)
+        ]
+
+    def calendar(self, at: TimePoint = NOW) -> list[dict[str, Any]]:
+        """Trains with their gate dates and outcomes, for the timeline."""
+        return [
+            {
+                "train": document["train"],
+                "kind": document["kind"],
+                "parent": document["parent"],
+                "status": document["status"],
+                "support": document["support"],
+                "planned_at": document["planned_at"],
+                "gates": [
+                    {
+                        key: gate[key]
+                        for key in ("gate", "name", "scheduled_for", "original_date", "outcome")
+                    }
+                    | {"slipped": bool(gate["slips"]), "decided_at": gate["decided_at"]}
+                    for gate in document["gates"]
+                ],
+            }
+            for document in self.trains(at=at)
+        ]
+
+    def readiness(self, train: str, gate: int, at: TimePoint = NOW) -> list[Criterion]:
+        """The exit criteria of a gate, evaluated on the projections (or as of a time point)."""
+        document = self.train(train, at)
+        if not any(g["gate"] == gate for g in document["gates"]):
+            gates = ", ".join(str(g["gate"]) for g in document["gates"])
+            raise NotFound(
+                f"train {train} ({document['kind']}) has no gate {gate}; its gates are {gates}"
+            )
+        anchors = [
+            entry["feature"]
+            for entry in document["scope"]
+            if entry["classification"] == Classification.ANCHOR
+            and entry["status"] in IN_SCOPE_STATUSES
+        ]
+        customers = {key: self._customers(key, at) for key in anchors}
+        beta: dict[str, set[str]] = {}
+        for drop in document["beta_drops"]:
+            for key in drop["features"]:
+                beta.setdefault(key, set()).update(drop["customers"])
+        facts = TrainFacts(
+            train=train,
+            kind=document["kind"],
+            gates_passed=frozenset(
+                g["gate"] for g in document["gates"] if g["outcome"] in ("passed", "conditional")
+            ),
+            scope=tuple(
+                ScopeFact(
+                    entry["feature"],
+                    entry["classification"],
+                    entry["status"],
+                    customers.get(entry["feature"], ()),
+                )
+                for entry in document["scope"]
+            ),
+            qa={
+                cycle: QAFact(run["total"], run["passed"])
+                for cycle, run in document["qa"]["cycles"].items()
+            },
+            beta_customers={key: tuple(sorted(names)) for key, names in beta.items()},
+        )
+        return self.policy.evaluate(gate, facts)
+
+    # ---------------------------------------------------------------- features
+
+    def feature(self, key: str, at: TimePoint = NOW) -> FeatureDocument:
+        check_feature_key(key)
+        if not at.is_now:
+            return self._replayed_feature(key, at)
+        with self.engine.connect() as connection:
+            generation = _generation(connection, "features")
+            row = connection.execute(
+                select(tables.features).where(
+                    tables.features.c.generation == generation, tables.features.c.feature == key
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"feature {key} is unknown")
+            return _feature_from_rows(connection, generation, row._asdict())
+
+    def journey(self, key: str, at: TimePoint = NOW) -> list[dict[str, Any]]:
+        """Every event about a feature in the order it occurred, with lateness."""
+        check_feature_key(key)
+        table = tables.journey
+        with self.engine.connect() as connection:
+            generation = _generation(connection, "journeys")
+            query = select(table).where(table.c.generation == generation, table.c.feature == key)
+            rows = connection.execute(
+                _at(query, table, at).order_by(table.c.occurred_at, table.c.position)
+            ).all()
+        if not rows:
+            self.feature(key, at)  # an unknown feature is not found, not an empty journey
+        return [_event_row(row._asdict()) for row in rows]
+
+    # ------------------------------------------------------------------- audit
+
+    def audit(
+        self,
+        *,
+        train: str | None = None,
+        feature: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: int | None = None,
+        limit: int = AUDIT_PAGE_DEFAULT,
+        at: TimePoint = NOW,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Change-management decisions, newest last, and the cursor of the next page.
+
+        ``since``/``until`` filter on when decisions occurred; the cursor is the position
+        of the last row returned, so pages stay stable while new decisions arrive.
+        """
+        limit = max(1, min(limit, AUDIT_PAGE_MAX))
+        table = tables.audit
+        with self.engine.connect() as connection:
+            generation = _generation(connection, "audit")
+            query = select(table).where(table.c.generation == generation)
+            if train is not None:
+                query = query.where(or_(table.c.train == train, table.c.to_train == train))
+            for column, value in (("feature", feature), ("actor", actor), ("action", action)):
+                if value is not None:
+                    query = query.where(table.c[column] == value)
+            if since is not None:
+                query = query.where(table.c.occurred_at >= since)
+            if until is not None:
+                query = query.where(table.c.occurred_at <= until)
+            if after is not None:
+                query = query.where(table.c.position > after)
+            rows = connection.execute(
+                _at(query, table, at).order_by(table.c.position).limit(limit + 1)
+            ).all()
+        page = [_event_row(row._asdict()) for row in rows[:limit]]
+        cursor = page[-1]["position"] if len(rows) > limit else None
+        return page, cursor
+
+    # ------------------------------------------------------------------ replay
+
+    def _replayed_train(self, train: str, at: TimePoint) -> TrainDocument:
+        from projections.documents import train_document
+
+        events = self._events(train_stream_id(train), at)
+        if not events:
+            raise NotFound(f"train {train} was not planned at that time")
+        return train_document(_fold(events), version=len(events))  # type: ignore[arg-type]
+
+    def _replayed_feature(self, key: str, at: TimePoint) -> FeatureDocument:
+        events = self._events(feature_stream_id(key), at)
+        if not events:
+            raise NotFound(f"feature {key} was unknown at that time")
+        return feature_document(_fold(events), version=len(events))  # type: ignore[arg-type]
+
+    def _events(self, stream: UUID, at: TimePoint) -> list[LedgerAggregate.Event]:
+        admitted = [
+            event
+            for event in self.ledger.events.get(stream)
+            if isinstance(event, LedgerAggregate.Event) and at.admits(event)
+        ]
+        # Valid time decides the order; ties keep the order they were recorded in.
+        return sorted(admitted, key=lambda e: (e.meta.occurred_at, e.originator_version))
+
+    def _customers(self, key: str, at: TimePoint) -> tuple[str, ...]:
+        try:
+            document = self.feature(key, at)
+        except NotFound:
+            return ()
+        return tuple(customer["customer"] for customer in document["customers"])
+
+    def _train_ids(self) -> list[str]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(tables.stream_keys.c.key)
+                .where(tables.stream_keys.c.kind == "train")
+                .order_by(tables.stream_keys.c.key)
+            )
+            return list(rows.scalars())
+
+
+def _fold(events: Sequence[LedgerAggregate.Event]) -> LedgerAggregate:
+    """Fold events in the order given (not version order): create, then apply each."""
+    first, *rest = events
+    aggregate: LedgerAggregate | None = first.mutate(None)
+    assert aggregate is not None
+    for event in rest:
+        event.apply(aggregate)
+    return aggregate
+
+
+def parse_time_point(as_of: datetime | None, known_at: datetime | None) -> TimePoint:
+    """A time point from query parameters, refusing times without a UTC offset."""
+    for name, value in (("as_of", as_of), ("known_at", known_at)):
+        if value is not None and value.utcoffset() is None:
+            raise InvalidCommand(f"{name} needs a UTC offset", field=name)
+    return TimePoint(as_of, known_at)
+
+
+# ------------------------------------------------------------ rows to documents
+
+
+def _generation(connection: Connection, name: str) -> int:
+    generation = connection.execute(
+        select(tables.projection_state.c.generation).where(tables.projection_state.c.name == name)
+    ).scalar()
+    return int(generation) if generation is not None else 1
+
+
+def _at(query: Select[Any], table: Table, at: TimePoint) -> Select[Any]:
+    conditions = []
+    if at.as_of is not None:
+        conditions.append(table.c.occurred_at <= at.as_of)
+    if at.known_at is not None:
+        conditions.append(table.c.recorded_at <= at.known_at)
+    return query.where(and_(*conditions)) if conditions else query
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every time the ledger stores is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _child_rows(
+    connection: Connection, table: Table, generation: int, column: str, key: str, order: str
+) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(table)
+        .where(table.c.generation == generation, table.c[column] == key)
+        .order_by(table.c[order])
+    ).all()
+    return [row._asdict() for row in rows]
+
+
+def _train_from_rows(connection: Connection, generation: int, row: dict[str, Any]) -> TrainDocument:
+    train = row["train"]
+    gates = [
+        gate_document(
+            gate["gate"],
+            gate["scheduled_for"],
+            [
+                {
+                    "from": date.fromisoformat(slip["from"]),
+                    "to": date.fromisoformat(slip["to"]),
+                    "reason": slip["reason"],
+                }
+                for slip in gate["slips"]
+            ],
+            gate["outcome"],
+            gate["conditions"],
+            gate["notes"],
+            _utc(gate["decided_at"]),
+            gate["evidence"],
+        )
+        for gate in _child_rows(connection, tables.train_gates, generation, "train", train, "gate")
+    ]
+    scope = [
+        {key: entry[key] for key in ("feature", "classification", "status", "moved_to")}
+        for entry in _child_rows(
+            connection, tables.train_scope, generation, "train", train, "feature"
+        )
+    ]
+    runs = {
+        run["cycle"]: {
+            "build": run["build"],
+            "total": run["total"],
+            "passed": run["passed"],
+            "failed": run["failed"],
+            "blocked": run["blocked"],
+            "occurred_at": _utc(run["occurred_at"]),
+        }
+        for run in _child_rows(connection, tables.train_qa, generation, "train", train, "cycle")
+    }
+    drops = [
+        {
+            "build": drop["build"],
+            "customers": drop["customers"],
+            "features": drop["features"],
+            "occurred_at": _utc(drop["occurred_at"]),
+        }
+        for drop in _child_rows(
+            connection, tables.train_beta_drops, generation, "train", train, "seq"
+        )
+    ]
+    return {
+        "train": train,
+        "kind": row["kind"],
+        "parent": row["parent"],
+        "title": row["title"],
+        "status": row["status"],
+        "support": row["support"],
+        "eol_date": row["eol_date"],
+        "planned_at": _utc(row["planned_at"]),
+        "gates": gates,
+        "scope": scope,
+        "qa": qa_document(runs),
+        "beta_drops": drops,
+        "version": row["version"],
+    }
+
+
+def _feature_from_rows(
+    connection: Connection, generation: int, row: dict[str, Any]
+) -> FeatureDocument:
+    key = row["feature"]
+    customers = [
+        {"customer": c["customer"], "weight": c["weight"], "note": c["note"]}
+        for c in _child_rows(
+            connection, tables.feature_customers, generation, "feature", key, "customer"
+        )
+    ]
+    milestones = [
+        {
+            "train": m["train"],
+            "milestone": m["milestone"],
+            "note": m["note"],
+            "occurred_at": _utc(m["occurred_at"]),
+        }
+        for m in _child_rows(
+            connection, tables.feature_milestones, generation, "feature", key, "seq"
+        )
+    ]
+    return {
+        "feature": key,
+        "title": row["title"],
+        "owner": row["owner"],
+        "architect": row["architect"],
+        "train": row["train"],
+        "classification": row["classification"],
+        "status": row["status"],
+        "customers": customers,
+        "customer_weight": row["customer_weight"],
+        "milestones": milestones,
+        "version": row["version"],
+    }
+
+
+def _event_row(row: dict[str, Any]) -> dict[str, Any]:
+    row.pop("generation", None)
+    row["occurred_at"] = _utc(row["occurred_at"])
+    row["recorded_at"] = _utc(row["recorded_at"])
+    row["late"] = row["lateness_seconds"] > LATE_AFTER_SECONDS
+    return row

@@ -1,0 +1,200 @@
+"""The projection tables (SQLAlchemy Core); Alembic owns their schema (``migrations/``).
+
+Every read-model row carries a ``generation``: a rebuild writes the next generation beside
+the live one and then flips ``projection_state.generation``, so readers never go offline.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+projection_state = Table(
+    "projection_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("rebuild_generation", Integer, nullable=True),
+    Column("rebuild_position", BigInteger, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+trains = Table(
+    "trains",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("train", String(64), primary_key=True),
+    Column("stream", String(36), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("parent", String(64)),
+    Column("title", Text),
+    Column("status", String(16), nullable=False),
+    Column("support", String(16)),
+    Column("eol_date", Date),
+    Column("planned_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_trains_status", "generation", "status"),
+    Index("ix_trains_stream", "generation", "stream"),
+)
+
+train_gates = Table(
+    "train_gates",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("train", String(64), primary_key=True),
+    Column("gate", Integer, primary_key=True),
+    Column("scheduled_for", Date),
+    Column("slips", JSON, nullable=False),
+    Column("outcome", String(16)),
+    Column("conditions", Text),
+    Column("notes", Text),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("evidence", JSON, nullable=False),
+)
+
+train_scope = Table(
+    "train_scope",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("train", String(64), primary_key=True),
+    Column("feature", String(64), primary_key=True),
+    Column("classification", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("moved_to", String(64)),
+)
+
+train_qa = Table(
+    "train_qa",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("train", String(64), primary_key=True),
+    Column("cycle", String(16), primary_key=True),
+    Column("build", Text, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("passed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("blocked", Integer, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+)
+
+train_beta_drops = Table(
+    "train_beta_drops",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("train", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("build", Text, nullable=False),
+    Column("customers", JSON, nullable=False),
+    Column("features", JSON, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+)
+
+features = Table(
+    "features",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("feature", String(64), primary_key=True),
+    Column("stream", String(36), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("owner", Text),
+    Column("architect", Text),
+    Column("train", String(64)),
+    Column("classification", String(16)),
+    Column("status", String(16)),
+    Column("customer_weight", Float, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_features_stream", "generation", "stream"),
+)
+
+feature_customers = Table(
+    "feature_customers",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("feature", String(64), primary_key=True),
+    Column("customer", String(200), primary_key=True),
+    Column("weight", Float, nullable=False),
+    Column("note", Text),
+)
+
+feature_milestones = Table(
+    "feature_milestones",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("feature", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("train", String(64), nullable=False),
+    Column("milestone", Text, nullable=False),
+    Column("note", Text),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _event_columns() -> list[Column[object]]:
+    """Who, how and when: the provenance columns shared by the journey and the audit log."""
+    return [
+        Column("actor", Text, nullable=False),
+        Column("recorded_by", Text, nullable=False),
+        Column("source", String(16), nullable=False),
+        Column("source_ref", Text),
+        Column("correlation_id", Text, nullable=False),
+        Column("reason", Text),
+        Column("requested_by", Text),
+        Column("occurred_at", DateTime(timezone=True), nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Column("lateness_seconds", Float, nullable=False),
+    ]
+
+
+journey = Table(
+    "journey",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("feature", String(64), primary_key=True),
+    Column("train", String(64)),
+    Column("action", String(32), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("details", JSON, nullable=False),
+    *_event_columns(),
+    Index("ix_journey_feature", "generation", "feature", "occurred_at"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("train", String(64), nullable=False),
+    Column("to_train", String(64)),
+    Column("feature", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("exception", Boolean, nullable=False),
+    *_event_columns(),
+    Index("ix_audit_train", "generation", "train", "position"),
+    Index("ix_audit_feature", "generation", "feature", "position"),
+)
+
+stream_keys = Table(
+    "stream_keys",
+    metadata,
+    Column("stream", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(64), nullable=False),
+)
+"""Which train or feature each event stream belongs to (stream ids are one-way hashes)."""
