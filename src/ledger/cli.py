@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,6 +21,8 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ledger.application import ReleaseLedger
@@ -26,7 +31,11 @@ from ledger.demo import demo_steps, load_demo
 from ledger.exceptions import LedgerError
 from ledger.integrity import verify_events
 from ledger.transfer import import_lines, write_export
-from projections.schema import current_revision, engine_for, upgrade
+from projections.board import print_board
+from projections.projectors import PROJECTION_NAMES
+from projections.queries import ProjectionQueries, TimePoint
+from projections.runner import ProjectionRunner, projection_status, rebuild
+from projections.schema import current_revision, engine_for, prepare, upgrade
 
 app = typer.Typer(
     name="ledger",
@@ -41,7 +50,7 @@ db_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str) -> NoReturn:
@@ -50,16 +59,46 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=1)
 
 
-@contextmanager
-def opened_ledger() -> Iterator[ReleaseLedger]:
-    """The ledger on ``LEDGER_DATABASE_URL``, announced on standard error, closed after."""
+def configured() -> tuple[Settings, Database]:
+    """The settings and the database they name, announced on standard error."""
     try:
         settings = Settings()
         database = Database.from_url(settings.database_url)
-        console.print(f"[dim]{database.describe()}[/]", highlight=False)
-        ledger = ReleaseLedger.from_settings(settings)
     except ValidationError as error:
         fail(f"invalid setting: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}")
+    except LedgerError as error:
+        fail(error.detail)
+    console.print(f"[dim]{database.describe()}[/]", highlight=False)
+    return settings, database
+
+
+@contextmanager
+def opened_ledger() -> Iterator[ReleaseLedger]:
+    """The ledger on ``LEDGER_DATABASE_URL``, announced on standard error, closed after."""
+    settings, _ = configured()
+    with _ledger(settings) as ledger:
+        yield ledger
+
+
+@contextmanager
+def opened_projections() -> Iterator[tuple[ReleaseLedger, Engine]]:
+    """The ledger and its projection tables, with a usable schema (see ``prepare``)."""
+    settings, database = configured()
+    with _ledger(settings) as ledger:
+        engine = engine_for(database)
+        try:
+            prepare(engine, database)
+            yield ledger, engine
+        except LedgerError as error:
+            fail(error.detail)
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def _ledger(settings: Settings) -> Iterator[ReleaseLedger]:
+    try:
+        ledger = ReleaseLedger.from_settings(settings)
     except LedgerError as error:
         fail(error.detail)
     except Exception as error:  # the database refused us: say so in one line
@@ -159,13 +198,7 @@ def import_command(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the projection tables to the newest schema; run it before serving on PostgreSQL."""
-    try:
-        database = Database.from_url(Settings().database_url)
-    except ValidationError as error:
-        fail(f"invalid setting: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}")
-    except LedgerError as error:
-        fail(error.detail)
-    console.print(f"[dim]{database.describe()}[/]", highlight=False)
+    _, database = configured()
     engine = engine_for(database)
     try:
         upgrade(engine)
@@ -179,6 +212,92 @@ def db_upgrade() -> None:
     finally:
         engine.dispose()
     console.print(f"projection schema at {revision}", highlight=False)
+
+
+projections_app = typer.Typer(
+    name="projections", help="The read models: status, worker, rebuilds.", no_args_is_help=True
+)
+app.add_typer(projections_app, name="projections")
+
+
+@projections_app.command("status")
+def projections_status() -> None:
+    """Each projection's generation, position and lag behind the log."""
+    with opened_projections() as (ledger, engine):
+        statuses = projection_status(engine, ledger)
+    table = Table("projection", "generation", "position", "lag", "rebuilding")
+    for status in statuses:
+        rebuilding = (
+            f"generation {status.rebuilding_generation} at {status.rebuild_position:,}"
+            if status.rebuilding_generation is not None
+            else "-"
+        )
+        table.add_row(
+            status.name,
+            str(status.generation),
+            f"{status.position:,}",
+            f"{status.lag:,}",
+            rebuilding,
+        )
+    Console().print(table)
+
+
+@projections_app.command("run")
+def projections_run(
+    once: Annotated[bool, typer.Option(help="catch up, then stop instead of following")] = False,
+) -> None:
+    """Keep the projections current as a separate worker (Ctrl-C stops it)."""
+    with opened_projections() as (ledger, engine):
+        runner = ProjectionRunner(ledger, engine)
+        applied = runner.catch_up()
+        console.print(f"caught up: {applied:,} events applied, at position {runner.position():,}")
+        if once:
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        console.print("following the log (Ctrl-C stops)")
+        try:
+            runner.run_forever(stop)
+        except KeyboardInterrupt:
+            stop.set()
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str | None, typer.Argument(help="one projection (default: all)")] = None,
+) -> None:
+    """Rebuild from position 0 beside the live rows, then swap; readers stay online."""
+    if name is not None and name not in PROJECTION_NAMES:
+        fail(f"no projection {name!r}; the projections are {', '.join(PROJECTION_NAMES)}")
+    names = [name] if name else list(PROJECTION_NAMES)
+    with opened_projections() as (ledger, engine), _progress() as progress:
+        task = progress.add_task(
+            f"rebuilding {', '.join(names)}", total=ledger.event_log.last_position()
+        )
+        rebuild(ledger, engine, names, lambda position: progress.update(task, completed=position))
+    console.print(f"rebuilt {', '.join(names)}")
+
+
+@app.command()
+def replay(
+    train: Annotated[str, typer.Option(help="the train, e.g. 5.5")],
+    as_of: Annotated[
+        datetime, typer.Option("--as-of", help="valid time (ISO 8601; UTC if no offset)")
+    ],
+    known_at: Annotated[
+        datetime | None,
+        typer.Option("--known-at", help="transaction time: only what was recorded by then"),
+    ] = None,
+) -> None:
+    """Print a train's board as it was at a moment, as known then or now."""
+    at = TimePoint(_aware(as_of), _aware(known_at) if known_at else None)
+    with opened_projections() as (ledger, engine):
+        document = ProjectionQueries(engine, ledger).train(train, at)
+    print_board(Console(), document, at)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
 
 
 def main() -> None:  # pragma: no cover - the console script's entry point

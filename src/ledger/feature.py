@@ -20,6 +20,7 @@ class CustomerDemand:
     customer: str
     weight: float
     note: str | None
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Feature(LedgerAggregate):
         self.train: str | None = None
         self.classification: str | None = None
         self.status: str | None = None
+        self.status_at: datetime | None = None
         self.milestones: list[Milestone] = []
 
     # ---------------------------------------------------------------- customers
@@ -75,7 +77,10 @@ class Feature(LedgerAggregate):
     def _record_customer_demand(
         self, customer: str, weight: float, note: str | None, meta: EventMeta
     ) -> None:
-        self.customers[customer] = CustomerDemand(customer, weight, note)
+        known = self.customers.get(customer)
+        # The demand stated last in business time counts, whatever order it was recorded in.
+        if known is None or known.occurred_at is None or meta.occurred_at >= known.occurred_at:
+            self.customers[customer] = CustomerDemand(customer, weight, note, meta.occurred_at)
 
     @property
     def customer_weight(self) -> float:
@@ -125,9 +130,7 @@ class Feature(LedgerAggregate):
 
     @event(ProposedForTrain)
     def _propose_for(self, train: str, classification: str, meta: EventMeta) -> None:
-        self.train = train
-        self.classification = classification
-        self.status = ScopeStatus.PROPOSED
+        self._place(meta, train=train, classification=classification, status=ScopeStatus.PROPOSED)
 
     def commit_to(
         self, train: str, reason: str | None, requested_by: str | None, meta: EventMeta
@@ -140,7 +143,7 @@ class Feature(LedgerAggregate):
     def _commit_to(
         self, train: str, reason: str | None, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self.status = ScopeStatus.COMMITTED
+        self._place(meta, status=ScopeStatus.COMMITTED)
 
     def stretch_in(
         self, train: str, reason: str, requested_by: str | None, meta: EventMeta
@@ -153,7 +156,7 @@ class Feature(LedgerAggregate):
     def _stretch_in(
         self, train: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self.status = ScopeStatus.STRETCHED
+        self._place(meta, status=ScopeStatus.STRETCHED)
 
     def drop_from(self, train: str, reason: str, requested_by: str | None, meta: EventMeta) -> None:
         self.check_occurred_after_registration(meta)
@@ -164,7 +167,7 @@ class Feature(LedgerAggregate):
     def _drop_from(
         self, train: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self.status = ScopeStatus.DROPPED
+        self._place(meta, status=ScopeStatus.DROPPED)
 
     def move(
         self,
@@ -196,8 +199,7 @@ class Feature(LedgerAggregate):
         requested_by: str | None,
         meta: EventMeta,
     ) -> None:
-        self.train = to_train
-        self.status = status
+        self._place(meta, train=to_train, status=status)
 
     def add_to(
         self,
@@ -228,9 +230,7 @@ class Feature(LedgerAggregate):
         exception: bool,
         meta: EventMeta,
     ) -> None:
-        self.train = train
-        self.classification = classification
-        self.status = ScopeStatus.COMMITTED
+        self._place(meta, train=train, classification=classification, status=ScopeStatus.COMMITTED)
 
     def deliver_in(self, train: str, meta: EventMeta) -> None:
         self.check_occurred_after_registration(meta)
@@ -239,7 +239,7 @@ class Feature(LedgerAggregate):
 
     @event(DeliveredInTrain)
     def _deliver_in(self, train: str, meta: EventMeta) -> None:
-        self.status = ScopeStatus.DELIVERED
+        self._place(meta, status=ScopeStatus.DELIVERED)
 
     # --------------------------------------------------------------- milestones
 
@@ -263,9 +263,28 @@ class Feature(LedgerAggregate):
     def _deliver_milestone(
         self, train: str, milestone: str, note: str | None, meta: EventMeta
     ) -> None:
-        self.milestones = [*self.milestones, Milestone(train, milestone, note, meta.occurred_at)]
+        milestones = [*self.milestones, Milestone(train, milestone, note, meta.occurred_at)]
+        self.milestones = sorted(milestones, key=lambda known: known.occurred_at)
 
     # ------------------------------------------------------------------- guards
+
+    def _place(
+        self,
+        meta: EventMeta,
+        *,
+        status: str,
+        train: str | None = None,
+        classification: str | None = None,
+    ) -> None:
+        """Where the feature stands after a scope event, unless a later-occurring one is known."""
+        if self.status_at is not None and meta.occurred_at < self.status_at:
+            return
+        self.status = status
+        self.status_at = meta.occurred_at
+        if train is not None:
+            self.train = train
+        if classification is not None:
+            self.classification = classification
 
     @property
     def in_scope(self) -> bool:

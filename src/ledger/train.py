@@ -30,6 +30,11 @@ from ledger.values import (
 
 # The values a train holds are immutable and replaced on change, so copying a train
 # (the event store's cache hands out copies) costs a few container copies, not a deep walk.
+#
+# State never depends on the order events were recorded in, only on when they occurred:
+# a late event that occurred before a later-recorded one does not override it. So folding
+# a stream in recorded order (commands, projections) and in occurred order (as-of
+# queries) always gives the same train.
 
 
 @dataclass(frozen=True)
@@ -37,12 +42,14 @@ class Slip:
     previous_date: date
     target_date: date
     reason: str | None
+    occurred_at: datetime
 
 
 @dataclass(frozen=True)
 class GateState:
     gate: int
     scheduled_for: date | None = None
+    scheduled_at: datetime | None = None
     slips: tuple[Slip, ...] = ()
     outcome: str | None = None
     conditions: str | None = None
@@ -59,7 +66,37 @@ class GateState:
             {"from": slip.previous_date, "to": slip.target_date, "reason": slip.reason}
             for slip in self.slips
         ]
-        return {**asdict(self), "slips": slips, "evidence": list(self.evidence)}
+        state = {**asdict(self), "slips": slips, "evidence": list(self.evidence)}
+        del state["scheduled_at"]
+        return state
+
+    def rescheduled(self, target_date: date, at: datetime) -> GateState:
+        """This gate with the target set at ``at``, unless a later-occurring one is known."""
+        if self.scheduled_at is not None and at < self.scheduled_at:
+            return self
+        return replace(self, scheduled_for=target_date, scheduled_at=at)
+
+    def decided(
+        self,
+        outcome: str,
+        conditions: str | None,
+        notes: str | None,
+        evidence: tuple[dict[str, Any], ...],
+        at: datetime,
+    ) -> GateState:
+        """This gate with a decision: a pass stands; otherwise the latest decision counts."""
+        if self.passed or (
+            outcome not in PASSING_OUTCOMES and self.decided_at is not None and at < self.decided_at
+        ):
+            return self
+        return replace(
+            self,
+            outcome=outcome,
+            conditions=conditions,
+            notes=notes,
+            decided_at=at,
+            evidence=evidence,
+        )
 
 
 @dataclass(frozen=True)
@@ -69,6 +106,13 @@ class ScopeEntry:
     status: str
     moved_to: str | None = None
     since: datetime | None = None
+    decided_at: datetime | None = None
+
+    def with_status(self, status: str, at: datetime, moved_to: str | None = None) -> ScopeEntry:
+        """This entry after a decision at ``at``, unless a later-occurring one is known."""
+        if self.decided_at is not None and at < self.decided_at:
+            return self
+        return replace(self, status=status, decided_at=at, moved_to=moved_to)
 
     @property
     def in_scope(self) -> bool:
@@ -128,6 +172,7 @@ class Train(LedgerAggregate):
         self.beta_drops: list[BetaDrop] = []
         self.support: str | None = None
         self.eol_date: date | None = None
+        self.support_at: datetime | None = None
 
     @staticmethod
     def gates_for(kind: str) -> tuple[int, ...]:
@@ -176,7 +221,7 @@ class Train(LedgerAggregate):
     def _schedule_gate(
         self, gate: int, target_date: date, reason: str | None, meta: EventMeta
     ) -> None:
-        self.gates[gate] = replace(self.gates[gate], scheduled_for=target_date)
+        self.gates[gate] = self.gates[gate].rescheduled(target_date, meta.occurred_at)
 
     @event(GateRescheduled)
     def _reschedule_gate(
@@ -188,8 +233,9 @@ class Train(LedgerAggregate):
         meta: EventMeta,
     ) -> None:
         state = self.gates[gate]
-        slip = Slip(previous_date, target_date, reason)
-        self.gates[gate] = replace(state, scheduled_for=target_date, slips=(*state.slips, slip))
+        slip = Slip(previous_date, target_date, reason, meta.occurred_at)
+        slips = tuple(sorted((*state.slips, slip), key=lambda known: known.occurred_at))
+        self.gates[gate] = replace(state, slips=slips).rescheduled(target_date, meta.occurred_at)
 
     def decide_gate(
         self,
@@ -233,21 +279,17 @@ class Train(LedgerAggregate):
         evidence: list[dict[str, Any]],
         meta: EventMeta,
     ) -> None:
-        self.gates[gate] = replace(
-            self.gates[gate],
-            outcome=outcome,
-            conditions=conditions,
-            notes=notes,
-            decided_at=meta.occurred_at,
-            evidence=tuple(evidence),
+        self.gates[gate] = self.gates[gate].decided(
+            outcome, conditions, notes, tuple(evidence), meta.occurred_at
         )
         if outcome in PASSING_OUTCOMES:
-            self.status = STATUS_AFTER_GATE[gate]
+            passed = [g for g, state in self.gates.items() if state.passed]
+            self.status = STATUS_AFTER_GATE[max(passed)]
             if gate == RELEASE_GATE:
                 for entry in list(self.scope.values()):
                     if entry.in_scope:
-                        self._set_scope_status(entry.feature, ScopeStatus.DELIVERED)
-                self.support = SupportStatus.SUPPORTED
+                        self._set_scope_status(entry.feature, ScopeStatus.DELIVERED, meta)
+                self._set_support(SupportStatus.SUPPORTED, None, meta)
 
     def gate(self, gate: int) -> GateState:
         """The state of one of this train's gates, or ``NotFound``."""
@@ -372,7 +414,7 @@ class Train(LedgerAggregate):
     def _commit_feature(
         self, feature: str, reason: str | None, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self._set_scope_status(feature, ScopeStatus.COMMITTED)
+        self._set_scope_status(feature, ScopeStatus.COMMITTED, meta)
 
     def stretch_feature(
         self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
@@ -386,7 +428,7 @@ class Train(LedgerAggregate):
     def _stretch_feature(
         self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self._set_scope_status(feature, ScopeStatus.STRETCHED)
+        self._set_scope_status(feature, ScopeStatus.STRETCHED, meta)
 
     def drop_feature(
         self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
@@ -398,7 +440,7 @@ class Train(LedgerAggregate):
     def _drop_feature(
         self, feature: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self._set_scope_status(feature, ScopeStatus.DROPPED)
+        self._set_scope_status(feature, ScopeStatus.DROPPED, meta)
 
     def move_feature_out(
         self, feature: str, to_train: str, reason: str, requested_by: str | None, meta: EventMeta
@@ -414,8 +456,8 @@ class Train(LedgerAggregate):
     def _move_feature_out(
         self, feature: str, to_train: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
-        self.scope[feature] = replace(
-            self.scope[feature], status=ScopeStatus.MOVED_OUT, moved_to=to_train
+        self.scope[feature] = self.scope[feature].with_status(
+            ScopeStatus.MOVED_OUT, meta.occurred_at, moved_to=to_train
         )
 
     def move_feature_in(
@@ -498,8 +540,8 @@ class Train(LedgerAggregate):
             feature, classification, ScopeStatus.COMMITTED, since=meta.occurred_at
         )
 
-    def _set_scope_status(self, feature: str, status: str) -> None:
-        self.scope[feature] = replace(self.scope[feature], status=status)
+    def _set_scope_status(self, feature: str, status: str, meta: EventMeta) -> None:
+        self.scope[feature] = self.scope[feature].with_status(status, meta.occurred_at)
 
     def check_scope_open(self) -> None:
         if self.is_released:
@@ -573,7 +615,7 @@ class Train(LedgerAggregate):
         self, build: str, customers: list[str], features: list[str], meta: EventMeta
     ) -> None:
         drop = BetaDrop(build, tuple(customers), tuple(features), meta.occurred_at)
-        self.beta_drops = [*self.beta_drops, drop]
+        self.beta_drops = sorted([*self.beta_drops, drop], key=lambda known: known.occurred_at)
 
     def check_beta_window(self) -> None:
         if self.is_released:
@@ -679,8 +721,13 @@ class Train(LedgerAggregate):
     def _change_support(
         self, status: str, eol_date: date | None, reason: str, meta: EventMeta
     ) -> None:
-        self.support = status
-        self.eol_date = eol_date
+        self._set_support(status, eol_date, meta)
+
+    def _set_support(self, status: str, eol_date: date | None, meta: EventMeta) -> None:
+        if self.support_at is None or meta.occurred_at >= self.support_at:
+            self.support = status
+            self.eol_date = eol_date
+            self.support_at = meta.occurred_at
 
     # ------------------------------------------------------------------ reading
 

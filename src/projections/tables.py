@@ -6,6 +6,8 @@ the live one and then flips ``projection_state.generation``, so readers never go
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -20,7 +22,33 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and read back as UTC on every backend.
+
+    SQLite keeps no offset: without this, 12:00+02:00 would come back as 12:00 and
+    compare as text against other offsets.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"timestamp without a UTC offset: {value.isoformat()}")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = MetaData()
 
@@ -32,7 +60,7 @@ projection_state = Table(
     Column("position", BigInteger, nullable=False),
     Column("rebuild_generation", Integer, nullable=True),
     Column("rebuild_position", BigInteger, nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 trains = Table(
@@ -47,7 +75,7 @@ trains = Table(
     Column("status", String(16), nullable=False),
     Column("support", String(16)),
     Column("eol_date", Date),
-    Column("planned_at", DateTime(timezone=True), nullable=False),
+    Column("planned_at", UTCDateTime(), nullable=False),
     Column("version", Integer, nullable=False),
     Index("ix_trains_status", "generation", "status"),
     Index("ix_trains_stream", "generation", "stream"),
@@ -64,7 +92,7 @@ train_gates = Table(
     Column("outcome", String(16)),
     Column("conditions", Text),
     Column("notes", Text),
-    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_at", UTCDateTime()),
     Column("evidence", JSON, nullable=False),
 )
 
@@ -90,7 +118,7 @@ train_qa = Table(
     Column("passed", Integer, nullable=False),
     Column("failed", Integer, nullable=False),
     Column("blocked", Integer, nullable=False),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
 )
 
 train_beta_drops = Table(
@@ -102,7 +130,7 @@ train_beta_drops = Table(
     Column("build", Text, nullable=False),
     Column("customers", JSON, nullable=False),
     Column("features", JSON, nullable=False),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
 )
 
 features = Table(
@@ -141,7 +169,7 @@ feature_milestones = Table(
     Column("train", String(64), nullable=False),
     Column("milestone", Text, nullable=False),
     Column("note", Text),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
 )
 
 
@@ -155,8 +183,8 @@ def _event_columns() -> list[Column[object]]:
         Column("correlation_id", Text, nullable=False),
         Column("reason", Text),
         Column("requested_by", Text),
-        Column("occurred_at", DateTime(timezone=True), nullable=False),
-        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Column("occurred_at", UTCDateTime(), nullable=False),
+        Column("recorded_at", UTCDateTime(), nullable=False),
         Column("lateness_seconds", Float, nullable=False),
     ]
 
@@ -190,6 +218,7 @@ audit = Table(
     Index("ix_audit_feature", "generation", "feature", "position"),
 )
 
+# Which train or feature each event stream belongs to: stream ids are one-way hashes.
 stream_keys = Table(
     "stream_keys",
     metadata,
@@ -197,4 +226,3 @@ stream_keys = Table(
     Column("kind", String(16), nullable=False),
     Column("key", String(64), nullable=False),
 )
-"""Which train or feature each event stream belongs to (stream ids are one-way hashes)."""

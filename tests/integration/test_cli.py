@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,30 @@ def test_import_into_a_ledger_with_history_is_refused(
 
     assert result.exit_code == 1
     assert "import needs an empty event store" in result.output
+
+
+def test_projection_commands_show_status_catch_up_rebuild_and_replay(
+    runner: CliRunner, sqlite_url: str
+) -> None:
+    """status shows the lag, run --once clears it, rebuild swaps, replay prints a past board."""
+    env = {"LEDGER_DATABASE_URL": sqlite_url, "COLUMNS": "120"}
+
+    before = runner.invoke(app, ["projections", "status"], env=env)
+    caught_up = runner.invoke(app, ["projections", "run", "--once"], env=env)
+    after = runner.invoke(app, ["projections", "status"], env=env)
+    rebuilt = runner.invoke(app, ["projections", "rebuild", "trains"], env=env)
+    as_of = (datetime.now(UTC) - timedelta(days=55)).isoformat()
+    board = runner.invoke(app, ["replay", "--train", "5.5", "--as-of", as_of], env=env)
+    unknown = runner.invoke(app, ["projections", "rebuild", "nope"], env=env)
+
+    assert before.exit_code == 0, before.output
+    assert "│ trains     │ 1          │ 0        │ 9   │" in before.output
+    assert "caught up: 9 events applied, at position 9" in caught_up.output
+    assert "│ trains     │ 1          │ 9        │ 0   │" in after.output
+    assert rebuilt.exit_code == 0
+    assert "rebuilt trains" in rebuilt.output
+    assert board.exit_code == 0, board.output
+    assert "5.5 major — planning" in board.output
+    assert "DEDUP-7 (anchor)" in board.output
+    assert unknown.exit_code == 1
+    assert "no projection 'nope'" in unknown.output
