@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ledger.aggregate import LedgerAggregate
 from ledger.feature import Feature
@@ -29,10 +31,13 @@ class StreamKeys:
     def __init__(self) -> None:
         self.keys: dict[str, tuple[str, str]] = {}
         self.new: dict[str, tuple[str, str]] = {}
+        self.connection: Connection | None = None
 
     def load(self, connection: Connection) -> None:
         rows = connection.execute(select(tables.stream_keys))
         self.keys = {row.stream: (row.kind, row.key) for row in rows}
+        self.new.clear()
+        self.connection = connection
 
     def remember(self, event: LedgerAggregate.Event) -> None:
         stream = str(event.originator_id)
@@ -47,14 +52,26 @@ class StreamKeys:
             self.new[stream] = entry
 
     def key(self, stream: UUID) -> str:
-        return self.keys[str(stream)][1]
+        entry = self.keys.get(str(stream))
+        if entry is None and self.connection is not None:
+            # Another runner (a server beside a worker, a rebuild) may have seen it first.
+            row = self.connection.execute(
+                select(tables.stream_keys).where(tables.stream_keys.c.stream == str(stream))
+            ).first()
+            if row is not None:
+                entry = self.keys[row.stream] = (row.kind, row.key)
+        if entry is None:
+            raise LookupError(f"stream {stream} has no known train or feature")
+        return entry[1]
 
     def flush(self, connection: Connection) -> None:
         if self.new:
-            connection.execute(
-                insert(tables.stream_keys),
-                [{"stream": s, "kind": kind, "key": key} for s, (kind, key) in self.new.items()],
+            rows = [{"stream": s, "kind": kind, "key": key} for s, (kind, key) in self.new.items()]
+            dialect_insert = (
+                postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
             )
+            # Runners working side by side may each have met the same new stream.
+            connection.execute(dialect_insert(tables.stream_keys).on_conflict_do_nothing(), rows)
             self.new.clear()
 
 

@@ -64,21 +64,32 @@ class ProjectionRunner:
         self.rebuild = rebuild
         self.batch_size = batch_size
         self.keys = StreamKeys()
-        self.keys_loaded = False
         self.known: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ batches
 
     def run_batch(self) -> int:
         """Apply at most one batch of new events; the number of events read."""
+        try:
+            return self._run_batch()
+        except BaseException:
+            # The transaction rolled back: so must everything held in memory.
+            self._forget()
+            raise
+
+    def _forget(self) -> None:
+        for projection in self.projections:
+            projection.forget()
+        self.known = {}
+        self.keys = StreamKeys()
+
+    def _run_batch(self) -> int:
         with self.engine.begin() as connection:
             states = self._lock(connection)
-            if not self.keys_loaded:
+            if states != self.known:
+                self._forget()  # someone else wrote since we last looked, or we never did
                 self.keys.load(connection)
-                self.keys_loaded = True
-            for projection in self.projections:
-                if self.known.get(projection.name) != states[projection.name]:
-                    projection.forget()  # someone else wrote since we last looked
+            self.keys.connection = connection
             start = min(position for _, position in states.values())
             raws = list(islice(self.ledger.event_log.read(start, self.batch_size), self.batch_size))
             if not raws:
@@ -98,8 +109,8 @@ class ProjectionRunner:
             for projection in self.projections:
                 projection.flush(connection, states[projection.name][0])
             self._advance(connection, last)
-            self.known = {name: (generation, last) for name, (generation, _) in states.items()}
-            return len(raws)
+        self.known = {name: (generation, last) for name, (generation, _) in states.items()}
+        return len(raws)
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Apply batches until the log has nothing new; the number of events read."""
