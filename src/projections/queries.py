@@ -34,6 +34,7 @@ from projections.documents import (
     feature_document,
     gate_document,
     qa_document,
+    train_document,
 )
 
 AUDIT_PAGE_DEFAULT = 100
@@ -265,8 +266,6 @@ class ProjectionQueries:
     # ------------------------------------------------------------------ replay
 
     def _replayed_train(self, train: str, at: TimePoint) -> TrainDocument:
-        from projections.documents import train_document
-
         events = self._events(train_stream_id(train), at)
         if not events:
             raise NotFound(f"train {train} was not planned at that time")
