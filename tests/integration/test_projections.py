@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
 
 from ledger.demo import load_demo
+from ledger.transfer import export_lines, import_lines
 from projections.background import BackgroundProjector
 from projections.projectors import PROJECTION_NAMES
 from projections.queries import TimePoint
 from projections.runner import projection_status, rebuild, wait_for_position
-from tests.projection_fixtures import Projected
+from tests.conftest import open_ledger
+from tests.projection_fixtures import Projected, projected
+from tests.scenarios import plan_scoped_train
 
 
 def test_projected_trains_equal_the_trains_replayed_as_of_now(projected_ledger: Projected) -> None:
@@ -99,3 +105,28 @@ def test_a_rebuild_swaps_in_an_equal_generation(projected_ledger: Projected) -> 
     statuses = projection_status(projected_ledger.engine, projected_ledger.ledger)
     assert {status.generation for status in statuses} == {2}
     assert all(status.rebuilding_generation is None for status in statuses)
+
+
+def test_the_runner_steps_over_gaps_in_positions(postgres_url: str, tmp_path: Path) -> None:
+    """A log whose positions skip numbers (burnt sequence values) is projected whole."""
+    source = open_ledger(f"sqlite:///{tmp_path / 'gappy.sqlite3'}")
+    plan_scoped_train(source)
+    lines = [orjson.loads(line) for line in export_lines(source.event_log)]
+    source.close()
+    for record in lines:
+        record["position"] = record["position"] * 10  # every position leaves a gap
+    ledger = open_ledger(postgres_url)
+    import_lines(ledger.event_log, ledger.mapper, [orjson.dumps(record) for record in lines])
+    result = projected(ledger, postgres_url)
+
+    result.runner.batch_size = 4
+    applied = result.catch_up()
+
+    assert applied == 9
+    assert {s.position for s in projection_status(result.engine, ledger)} == {90}
+    assert [entry["feature"] for entry in result.queries.train("5.5")["scope"]] == [
+        "DEDUP-7",
+        "SNAP-3",
+    ]
+    result.engine.dispose()
+    ledger.close()
