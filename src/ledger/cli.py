@@ -25,6 +25,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from api.tokens import create_token, revoke_token
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
 from ledger.demo import demo_steps, load_demo
@@ -298,6 +299,82 @@ def replay(
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+
+
+token_app = typer.Typer(
+    name="token", help="Bearer tokens for the HTTP API: create and revoke.", no_args_is_help=True
+)
+app.add_typer(token_app, name="token")
+
+
+@contextmanager
+def opened_token_store() -> Iterator[Engine]:
+    """The database that keeps the API's tokens (beside the projections), schema checked."""
+    _, database = configured()
+    if database.backend == "memory":
+        fail("an in-memory ledger keeps no tokens: set LEDGER_DATABASE_URL to a database")
+    engine = engine_for(database)
+    try:
+        prepare(engine, database)
+        yield engine
+    except LedgerError as error:
+        fail(error.detail)
+    except DBAPIError as error:  # the driver's own message, without SQLAlchemy's wrapping
+        fail(f"cannot reach the token store: {_first_line(error.orig or error)}")
+    finally:
+        engine.dispose()
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="who the token is for; recorded_by on its events")],
+    role: Annotated[str, typer.Option(help="reader, writer or admin")],
+) -> None:
+    """Create a token and print it, alone, on standard output: it is never shown again."""
+    with opened_token_store() as engine:
+        token = create_token(engine, name, role)
+    # The token goes to stdout alone so that $(ledger token create ...) captures just it.
+    sys.stdout.write(token + "\n")
+    sys.stdout.flush()
+    console.print(f"created token {name} with role {role}; store it now, it is shown only once")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Option(help="the name the token was created with")],
+) -> None:
+    """Revoke a token: requests carrying it are refused from now on."""
+    with opened_token_store() as engine:
+        changed = revoke_token(engine, name)
+    console.print(f"revoked token {name}" if changed else f"token {name} was already revoked")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="server processes")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn; each worker keeps the projections current too."""
+    import uvicorn  # only the server needs it; other commands start faster without
+
+    settings, database = configured()
+    if database.backend == "memory" and workers > 1:
+        fail("an in-memory ledger cannot be shared by several workers: use --workers 1")
+    # Open everything once here, so a bad URL or an out-of-date schema is one clear
+    # line rather than a traceback from inside each worker.
+    with _ledger(settings):
+        engine = engine_for(database)
+        try:
+            prepare(engine, database)
+        except LedgerError as error:
+            fail(error.detail)
+        except DBAPIError as error:
+            fail(f"cannot prepare the projection schema: {_first_line(error.orig or error)}")
+        finally:
+            engine.dispose()
+    console.print(f"serving the API on http://{host}:{port} (Ctrl-C stops)", highlight=False)
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
 
 
 def main() -> None:  # pragma: no cover - the console script's entry point

@@ -226,3 +226,17 @@ stream_keys = Table(
     Column("kind", String(16), nullable=False),
     Column("key", String(64), nullable=False),
 )
+
+# Not a projection: the API's bearer tokens live beside the read models so that one
+# database URL is all a server needs. Only a SHA-256 of each token is kept; the token
+# itself is shown once, when it is made.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index("ix_api_tokens_token_hash", "token_hash", unique=True),
+)

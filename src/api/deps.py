@@ -1,0 +1,193 @@
+"""What routes depend on, as ``Annotated`` aliases: resources, principals, time points.
+
+Authentication comes first in every alias that needs it, so an anonymous client never
+makes the server wait on the projections or read anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from api.errors import RETRY_AFTER_SECONDS, ApiProblem
+from api.resources import Resources
+from api.schemas import MAX_POSITION, Moment
+from api.tokens import Principal, Role, authenticate
+from ledger.application import CommandContext, ReleaseLedger
+from ledger.metadata import Source
+from projections.projectors import PROJECTION_NAMES
+from projections.queries import ProjectionQueries, TimePoint, parse_time_point
+from projections.runner import wait_for_position
+
+MIN_POSITION_TIMEOUT = 5.0
+REALM = 'Bearer realm="release-ledger"'
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="a token from `ledger token create`; roles reader < writer < admin",
+)
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_ledger(resources: ResourcesDep) -> ReleaseLedger:
+    return resources.ledger
+
+
+def get_queries(resources: ResourcesDep) -> ProjectionQueries:
+    return resources.queries
+
+
+def get_engine(resources: ResourcesDep) -> Engine:
+    return resources.engine
+
+
+LedgerDep = Annotated[ReleaseLedger, Depends(get_ledger)]
+QueriesDep = Annotated[ProjectionQueries, Depends(get_queries)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+# ------------------------------------------------------------- authentication
+
+
+def get_principal(
+    engine: EngineDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None:
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "this needs a bearer token: Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": REALM},
+        )
+    principal = authenticate(engine, credentials.credentials)
+    if principal is None:
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "the bearer token is unknown or revoked",
+            headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def _check_role(principal: Principal, needed: Role) -> Principal:
+    if not principal.may(needed):
+        raise ApiProblem(
+            403,
+            "forbidden",
+            f"token {principal.name} has the role {principal.role}; this needs {needed} or above",
+        )
+    return principal
+
+
+def require_reader(principal: PrincipalDep) -> Principal:
+    return _check_role(principal, Role.READER)
+
+
+def require_writer(principal: PrincipalDep) -> Principal:
+    return _check_role(principal, Role.WRITER)
+
+
+Reader = Annotated[Principal, Depends(require_reader)]
+Writer = Annotated[Principal, Depends(require_writer)]
+
+
+# ---------------------------------------------------------------- projections
+
+
+def read_projections(
+    principal: Reader,
+    engine: EngineDep,
+    min_position: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_POSITION,
+            description="answer only once the projections have applied this position "
+            "(a write's `events[].position`); waits at most 5 s, then 503",
+        ),
+    ] = None,
+) -> Principal:
+    """A reader whose read sees the projections at ``min_position`` or later."""
+    if min_position and not wait_for_position(
+        engine, PROJECTION_NAMES, min_position, MIN_POSITION_TIMEOUT
+    ):
+        raise ApiProblem(
+            503,
+            "projections-behind",
+            f"the projections did not reach position {min_position} "
+            f"within {MIN_POSITION_TIMEOUT:g} s; retry",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return principal
+
+
+ProjectionReader = Annotated[Principal, Depends(read_projections)]
+
+
+def get_time_point(
+    as_of: Annotated[
+        Moment | None,
+        Query(description="valid time: the state as it was then, as known now (ISO 8601)"),
+    ] = None,
+    known_at: Annotated[
+        Moment | None,
+        Query(description="transaction time: only what the ledger had recorded by then"),
+    ] = None,
+) -> TimePoint:
+    return parse_time_point(as_of, known_at)
+
+
+At = Annotated[TimePoint, Depends(get_time_point)]
+
+
+# ---------------------------------------------------------------------- writes
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """Who records a write through the API; ``at`` adds when it happened."""
+
+    principal: Principal
+    correlation_id: str | None
+
+    def at(self, occurred_at: datetime | None) -> CommandContext:
+        return CommandContext(
+            recorded_by=self.principal.name,
+            source=Source.API,
+            correlation_id=self.correlation_id,
+            occurred_at=occurred_at,
+        )
+
+
+def get_write_context(
+    principal: Writer,
+    x_correlation_id: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="ties the events of one business action together; default: new",
+        ),
+    ] = None,
+) -> WriteContext:
+    return WriteContext(principal, x_correlation_id)
+
+
+Write = Annotated[WriteContext, Depends(get_write_context)]

@@ -1,0 +1,72 @@
+"""The long-lived resources of one server process, owned by the app's lifespan.
+
+Opening them prepares the projection schema (SQLite upgrades itself; an out-of-date
+PostgreSQL schema is refused, naming ``ledger db upgrade``) and starts the projector
+thread; closing stops the projector before the connections it uses go away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from ledger.application import ReleaseLedger
+from ledger.config import Database, Settings
+from projections.background import BackgroundProjector
+from projections.queries import ProjectionQueries
+from projections.schema import engine_for, prepare
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    database: Database
+    ledger: ReleaseLedger
+    engine: Engine
+    queries: ProjectionQueries
+    projector: BackgroundProjector
+
+    @classmethod
+    def open(cls, settings: Settings) -> Resources:
+        database = Database.from_url(settings.database_url)
+        ledger = ReleaseLedger.from_settings(settings)
+        try:
+            engine = engine_for(database)
+            try:
+                prepare(engine, database)
+                projector = BackgroundProjector(ledger, engine)
+                projector.start()
+            except BaseException:
+                engine.dispose()
+                raise
+        except BaseException:
+            ledger.close()
+            raise
+        queries = ProjectionQueries(engine, ledger)
+        return cls(settings, database, ledger, engine, queries, projector)
+
+    def close(self) -> None:
+        try:
+            self.projector.stop()
+        finally:
+            self.engine.dispose()
+            self.ledger.close()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the resources before the first request and close them after the last."""
+    settings: Settings = app.state.settings
+    # Opening and closing block on the database (and on the projector's thread).
+    resources = await run_in_threadpool(Resources.open, settings)
+    app.state.resources = resources
+    try:
+        yield
+    finally:
+        del app.state.resources
+        await run_in_threadpool(resources.close)

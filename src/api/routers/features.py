@@ -1,0 +1,50 @@
+"""Features: where each stands now, and its whole journey across trains."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from api import schemas
+from api.deps import At, ProjectionReader, QueriesDep
+from api.schemas import problems
+from ledger.values import FEATURE_KEY_PATTERN
+
+router = APIRouter(prefix="/v1/features", tags=["features"])
+
+FeaturePath = Annotated[
+    str,
+    Path(
+        pattern=FEATURE_KEY_PATTERN.pattern,
+        description="a Jira key or a slug",
+        examples=["DEDUP-7"],
+    ),
+]
+READ_PROBLEMS = problems(401, 403, 404, 422, 503)
+
+
+@router.get(
+    "/{key}",
+    operation_id="getFeature",
+    summary="A feature: its current train, classification, status and customers",
+    response_model=schemas.Feature,
+    responses=READ_PROBLEMS,
+)
+def get_feature(
+    _reader: ProjectionReader, queries: QueriesDep, key: FeaturePath, at: At
+) -> dict[str, Any]:
+    return queries.feature(key, at)
+
+
+@router.get(
+    "/{key}/journey",
+    operation_id="getFeatureJourney",
+    summary="Every event about a feature in the order it occurred, with lateness",
+    response_model=schemas.Journey,
+    responses=READ_PROBLEMS,
+)
+def get_feature_journey(
+    _reader: ProjectionReader, queries: QueriesDep, key: FeaturePath, at: At
+) -> dict[str, Any]:
+    return {"feature": key, "items": queries.journey(key, at)}

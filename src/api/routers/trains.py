@@ -1,0 +1,303 @@
+"""Trains: planning, gates, scope, change management, beta drops, QA and support."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api import schemas
+from api.deps import At, LedgerDep, ProjectionReader, QueriesDep, Write
+from api.schemas import problems
+from ledger.application import CommandResult, CustomerAsk
+from ledger.train import Train
+from ledger.values import TRAIN_ID_PATTERN
+from projections.documents import train_document
+
+router = APIRouter(prefix="/v1/trains", tags=["trains"])
+
+TrainPath = Annotated[
+    str,
+    Path(
+        pattern=TRAIN_ID_PATTERN.pattern,
+        max_length=64,
+        description="the train's version string",
+        examples=["5.5"],
+    ),
+]
+GatePath = Annotated[
+    int,
+    Path(description="1 to 4 for a major; minors and hotfixes have gate 4 only", examples=[2]),
+]
+
+WRITE_PROBLEMS = problems(400, 401, 403, 404, 409, 413, 415, 422)
+READ_PROBLEMS = problems(401, 403, 404, 422, 503)
+
+
+def recorded(result: CommandResult) -> dict[str, Any]:
+    """A write's answer: the events it recorded and the train as it now stands."""
+    subject = result.subject
+    assert isinstance(subject, Train), "every train command answers with its train"
+    return {
+        "events": [event.as_dict() for event in result.events],
+        "state": train_document(subject),
+    }
+
+
+def _asks(customers: list[schemas.CustomerAsk]) -> list[CustomerAsk]:
+    return [CustomerAsk(ask.name, ask.weight, ask.note) for ask in customers]
+
+
+# ===================================================================== reads
+
+
+@router.get(
+    "",
+    operation_id="listTrains",
+    summary="All trains, current or at a time point",
+    response_model=schemas.TrainList,
+    responses=READ_PROBLEMS,
+)
+def list_trains(
+    _reader: ProjectionReader,
+    queries: QueriesDep,
+    at: At,
+    kind: Annotated[Literal["major", "minor", "hotfix"] | None, Query()] = None,
+    status: Annotated[
+        Literal["planning", "scoped", "committed", "frozen", "released"] | None, Query()
+    ] = None,
+    support: Annotated[Literal["supported", "hotfix_only", "eol"] | None, Query()] = None,
+) -> dict[str, Any]:
+    return {"items": queries.trains(kind=kind, status=status, support=support, at=at)}
+
+
+@router.get(
+    "/{train}",
+    operation_id="getTrain",
+    summary="One train: status, gates, scope, QA, beta drops, support",
+    response_model=schemas.Train,
+    responses=READ_PROBLEMS,
+)
+def get_train(
+    _reader: ProjectionReader, queries: QueriesDep, train: TrainPath, at: At
+) -> dict[str, Any]:
+    return queries.train(train, at)
+
+
+@router.get(
+    "/{train}/gates/{gate}/readiness",
+    operation_id="getGateReadiness",
+    summary="A gate's exit criteria, each with met and its evidence",
+    response_model=schemas.Readiness,
+    responses=READ_PROBLEMS,
+)
+def get_gate_readiness(
+    _reader: ProjectionReader, queries: QueriesDep, train: TrainPath, gate: GatePath, at: At
+) -> dict[str, Any]:
+    criteria = queries.readiness(train, gate, at)
+    return {
+        "train": train,
+        "gate": gate,
+        "ready": all(criterion.met for criterion in criteria),
+        "criteria": [criterion.as_dict() for criterion in criteria],
+    }
+
+
+# ==================================================================== writes
+
+
+@router.post(
+    "",
+    operation_id="planTrain",
+    summary="Plan a train",
+    status_code=201,
+    response_model=schemas.Recorded,
+    responses=WRITE_PROBLEMS,
+)
+def plan_train(
+    body: schemas.PlanTrain, write: Write, ledger: LedgerDep, response: Response
+) -> dict[str, Any]:
+    result = ledger.plan_train(
+        body.train,
+        body.kind,
+        body.actor,
+        parent=body.parent,
+        title=body.title,
+        context=write.at(body.occurred_at),
+    )
+    response.headers["Location"] = f"{router.prefix}/{body.train}"
+    return recorded(result)
+
+
+@router.post(
+    "/{train}/gates/{gate}/schedule",
+    operation_id="scheduleGate",
+    summary="Schedule a gate, or reschedule it (a slip)",
+    status_code=201,
+    response_model=schemas.Recorded,
+    responses=WRITE_PROBLEMS,
+)
+def schedule_gate(
+    train: TrainPath, gate: GatePath, body: schemas.ScheduleGate, write: Write, ledger: LedgerDep
+) -> dict[str, Any]:
+    return recorded(
+        ledger.schedule_gate(
+            train,
+            gate,
+            body.date,
+            body.actor,
+            reason=body.reason,
+            context=write.at(body.occurred_at),
+        )
+    )
+
+
+@router.post(
+    "/{train}/gates/{gate}/decision",
+    operation_id="decideGate",
+    summary="Decide a gate: passed, conditional, failed or postponed",
+    description="`passed` with unmet exit criteria is refused (409, the criteria in `unmet`); "
+    "record it as `conditional` with its `conditions` instead.",
+    status_code=201,
+    response_model=schemas.Recorded,
+    responses=WRITE_PROBLEMS,
+)
+def decide_gate(
+    train: TrainPath, gate: GatePath, body: schemas.DecideGate, write: Write, ledger: LedgerDep
+) -> dict[str, Any]:
+    return recorded(
+        ledger.decide_gate(
+            train,
+            gate,
+            body.outcome,
+            body.actor,
+            conditions=body.conditions,
+            notes=body.notes,
+            context=write.at(body.occurred_at),
+        )
+    )
+
+
+@router.post(
+    "/{train}/scope",
+    operation_id="proposeScope",
+    summary="Propose a feature for the train's scope",
+    status_code=201,
+    response_model=schemas.Recorded,
+    responses=WRITE_PROBLEMS,
+)
+def propose_scope(
+    train: TrainPath, body: schemas.ProposeScope, write: Write, ledger: LedgerDep
+) -> dict[str, Any]:
+    return recorded(
+        ledger.propose_scope(
+            train,
+            body.feature,
+            body.classification,
+            body.actor,
+            title=body.title,
+            customers=_asks(body.customers),
+            context=write.at(body.occurred_at),
+        )
+    )
+
+
+@router.post(
+    "/{train}/decisions",
+    operation_id="recordDecision",
+    summary="A change-management decision: commit, stretch, drop, move or add",
+    status_code=201,
+    response_model=schemas.Recorded,
+    responses=WRITE_PROBLEMS,
+)
+def record_decision(
+    train: TrainPath, body: schemas.Decide, write: Write, ledger: LedgerDep
+) -> dict[str, Any]:
+    return recorded(
+        ledger.decide(
+            train,
+            body.feature,
+            body.action,
+            body.actor,
+            reason=body.reason,
+            to_train=body.to_train,
+            requested_by=body.requested_by,
+            exception=body.exception,
+            classification=body.classification,
+            title=body.title,
+            customers=_asks(body.customers),
+            context=write.at(body.occurred_at),
+        )
+    )
+
+
+@router.post(
+    "/{train}/beta-drops",
+    operation_id="shipBetaDrop",
+    summary="Record a beta drop to customers",
+    status_code=201,
+    response_model=schemas.Recorded,
+    responses=WRITE_PROBLEMS,
+)
+def ship_beta_drop(
+    train: TrainPath, body: schemas.ShipBetaDrop, write: Write, ledger: LedgerDep
+) -> dict[str, Any]:
+    return recorded(
+        ledger.ship_beta_drop(
+            train,
+            body.build,
+            body.customers,
+            body.features,
+            body.actor,
+            context=write.at(body.occurred_at),
+        )
+    )
+
+
+@router.post(
+    "/{train}/qa-runs",
+    operation_id="recordQARun",
+    summary="Record a QA cycle's results",
+    status_code=201,
+    response_model=schemas.Recorded,
+    responses=WRITE_PROBLEMS,
+)
+def record_qa_run(
+    train: TrainPath, body: schemas.RecordQARun, write: Write, ledger: LedgerDep
+) -> dict[str, Any]:
+    return recorded(
+        ledger.record_qa_run(
+            train,
+            body.cycle,
+            body.build,
+            body.total,
+            body.passed,
+            body.failed,
+            body.actor,
+            blocked=body.blocked,
+            context=write.at(body.occurred_at),
+        )
+    )
+
+
+@router.post(
+    "/{train}/support",
+    operation_id="changeSupport",
+    summary="Change a released train's support status",
+    status_code=201,
+    response_model=schemas.Recorded,
+    responses=WRITE_PROBLEMS,
+)
+def change_support(
+    train: TrainPath, body: schemas.ChangeSupport, write: Write, ledger: LedgerDep
+) -> dict[str, Any]:
+    return recorded(
+        ledger.change_support(
+            train,
+            body.status,
+            body.actor,
+            body.reason,
+            eol_date=body.eol_date,
+            context=write.at(body.occurred_at),
+        )
+    )
