@@ -29,6 +29,9 @@ from projections import tables
 from projections.projectors import Context, Projection, StreamKeys, all_projections
 
 BATCH_SIZE = 1000
+# Rebuilds have the log to themselves and no reader waiting on them: bigger batches
+# rewrite each touched train once per batch instead of once per thousand events.
+REBUILD_BATCH_SIZE = 10_000
 POLL_INTERVAL = 0.5
 
 
@@ -344,6 +347,8 @@ def rebuild(
     """
     start_rebuild(engine, names)
     projections = [p for p in all_projections() if p.name in names]
-    runner = ProjectionRunner(ledger, engine, projections, rebuild=True)
+    runner = ProjectionRunner(
+        ledger, engine, projections, rebuild=True, batch_size=REBUILD_BATCH_SIZE
+    )
     runner.catch_up(progress)
     finish_rebuild(runner)
