@@ -340,6 +340,8 @@ def rebuild(
     engine: Engine,
     names: Sequence[str],
     progress: Callable[[int], None] | None = None,
+    *,
+    batch_size: int = REBUILD_BATCH_SIZE,
 ) -> None:
     """Rebuild the named projections from position 0 beside the live rows, then swap.
 
@@ -347,8 +349,6 @@ def rebuild(
     """
     start_rebuild(engine, names)
     projections = [p for p in all_projections() if p.name in names]
-    runner = ProjectionRunner(
-        ledger, engine, projections, rebuild=True, batch_size=REBUILD_BATCH_SIZE
-    )
+    runner = ProjectionRunner(ledger, engine, projections, rebuild=True, batch_size=batch_size)
     runner.catch_up(progress)
     finish_rebuild(runner)

@@ -66,7 +66,8 @@ def progress(position):
 if mode == "catch_up":
     ProjectionRunner(ledger, engine, batch_size=50).catch_up(progress)
 else:
-    rebuild(ledger, engine, PROJECTION_NAMES, progress)
+    # Small batches, so the kill lands between commits of the rebuild.
+    rebuild(ledger, engine, PROJECTION_NAMES, progress, batch_size=50)
 print("done", flush=True)
 """
 
