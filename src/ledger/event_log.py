@@ -7,13 +7,13 @@ the table refuse UPDATE and DELETE. That is backend-specific SQL, kept here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, Notification
+from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -65,6 +65,14 @@ class EventLog:
                 return
             after = notifications[-1].id
 
+    def stream(self, stream: UUID, excluding: Sequence[str] = ()) -> list[StoredEvent]:
+        """One stream's stored events in version order, leaving out the given topics."""
+        return [
+            stored
+            for stored in self.recorder.select_events(stream)
+            if stored.topic not in excluding
+        ]
+
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
@@ -111,6 +119,21 @@ class PostgresEventLog(EventLog):
                 if row is not None:
                     found[(originator_id, version)] = row["notification_id"]
         return found
+
+    def stream(self, stream: UUID, excluding: Sequence[str] = ()) -> list[StoredEvent]:
+        # Filtered in the database: a train's stream is mostly QA runs a query may not need.
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "SELECT originator_version, topic, state FROM {} WHERE originator_id = %s "
+                    "AND NOT (topic = ANY(%s)) ORDER BY originator_version"
+                ).format(self._table),
+                (stream, list(excluding)),
+            )
+            return [
+                StoredEvent(stream, row["originator_version"], row["topic"], bytes(row["state"]))
+                for row in cursor.fetchall()
+            ]
 
     def append_at_positions(self, events: Iterable[RawEvent]) -> None:
         insert = sql.SQL(
@@ -216,6 +239,17 @@ class SQLiteEventLog(EventLog):
                     f"SELECT RAISE(ABORT, 'the event log is append-only: {operation} refused'); "
                     "END"
                 )
+
+    def stream(self, stream: UUID, excluding: Sequence[str] = ()) -> list[StoredEvent]:
+        marks = ", ".join("?" for _ in excluding) or "NULL"
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT originator_version, topic, state FROM {self.recorder.events_table_name} "
+                f"WHERE originator_id = ? AND topic NOT IN ({marks}) ORDER BY originator_version",
+                (stream.hex, *excluding),
+            )
+            rows: list[Any] = cursor.fetchall()
+        return [StoredEvent(stream, row[0], row[1], bytes(row[2])) for row in rows]
 
     def append_at_positions(self, events: Iterable[RawEvent]) -> None:
         insert = (

@@ -364,6 +364,32 @@ class JourneyProjection(_RowsProjection):
         )
 
 
+class QARunsProjection(_RowsProjection):
+    """Every QA run of every train, in the order recorded, with both times."""
+
+    name = "qa_runs"
+    table = tables.train_qa_runs
+    tables = (tables.train_qa_runs,)
+
+    def apply(self, position: int, event: LedgerAggregate.Event, context: Context) -> None:
+        if not isinstance(event, Train.QARunRecorded):
+            return
+        self.pending.append(
+            {
+                "position": position,
+                "train": context.keys.key(event.originator_id),
+                "cycle": event.cycle,
+                "build": event.build,
+                "total": event.total,
+                "passed": event.passed,
+                "failed": event.failed,
+                "blocked": event.blocked,
+                "occurred_at": event.meta.occurred_at,
+                "recorded_at": event.timestamp,
+            }
+        )
+
+
 class AuditProjection(_RowsProjection):
     """The change-management decisions: commit, stretch, drop, move and add."""
 
@@ -389,7 +415,13 @@ class AuditProjection(_RowsProjection):
 
 def all_projections() -> list[Projection]:
     """A fresh instance of every projection, in the order the runner applies them."""
-    return [TrainsProjection(), FeaturesProjection(), JourneyProjection(), AuditProjection()]
+    return [
+        TrainsProjection(),
+        FeaturesProjection(),
+        JourneyProjection(),
+        AuditProjection(),
+        QARunsProjection(),
+    ]
 
 
 PROJECTION_NAMES = tuple(projection.name for projection in all_projections())

@@ -13,15 +13,18 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, Select, Table, and_, or_, select
+from eventsourcing.utils import get_topic
+from sqlalchemy import Connection, Engine, Select, Table, and_, func, or_, select
 
 from ledger.aggregate import LedgerAggregate
 from ledger.application import ReleaseLedger
 from ledger.exceptions import InvalidCommand, NotFound
 from ledger.readiness import Criterion, QAFact, ReadinessPolicy, ScopeFact, TrainFacts
+from ledger.train import QARun, Train
 from ledger.values import (
     IN_SCOPE_STATUSES,
     Classification,
+    QACycle,
     check_feature_key,
     check_train_id,
     feature_stream_id,
@@ -40,6 +43,7 @@ from projections.documents import (
 AUDIT_PAGE_DEFAULT = 100
 AUDIT_PAGE_MAX = 1000
 LATE_AFTER_SECONDS = 3600.0
+QA_RUN_TOPIC = get_topic(Train.QARunRecorded)
 """An event recorded more than an hour after it occurred is shown as late."""
 
 
@@ -266,10 +270,17 @@ class ProjectionQueries:
     # ------------------------------------------------------------------ replay
 
     def _replayed_train(self, train: str, at: TimePoint) -> TrainDocument:
-        events = self._events(train_stream_id(train), at)
+        # QA runs are most of a train's stream; the qa_runs projection indexes them, so
+        # only the other events are replayed and each cycle's run is looked up.
+        stored = self.ledger.event_log.stream(train_stream_id(train), excluding=(QA_RUN_TOPIC,))
+        events = _admitted([self.ledger.mapper.to_domain_event(s) for s in stored], at)
         if not events:
             raise NotFound(f"train {train} was not planned at that time")
-        return train_document(_fold(events), version=len(events))  # type: ignore[arg-type]
+        replayed = _fold(events)
+        assert isinstance(replayed, Train)
+        runs, count = self._qa_as_of(train, at)
+        replayed.qa = runs
+        return train_document(replayed, version=len(events) + count)
 
     def _replayed_feature(self, key: str, at: TimePoint) -> FeatureDocument:
         events = self._events(feature_stream_id(key), at)
@@ -278,13 +289,38 @@ class ProjectionQueries:
         return feature_document(_fold(events), version=len(events))  # type: ignore[arg-type]
 
     def _events(self, stream: UUID, at: TimePoint) -> list[LedgerAggregate.Event]:
-        admitted = [
-            event
-            for event in self.ledger.events.get(stream)
-            if isinstance(event, LedgerAggregate.Event) and at.admits(event)
-        ]
-        # Valid time decides the order; ties keep the order they were recorded in.
-        return sorted(admitted, key=lambda e: (e.meta.occurred_at, e.originator_version))
+        return _admitted(list(self.ledger.events.get(stream)), at)
+
+    def _qa_as_of(self, train: str, at: TimePoint) -> tuple[dict[str, QARun], int]:
+        """Each cycle's run that counts at the time point, and how many runs were known."""
+        table = tables.train_qa_runs
+        with self.engine.connect() as connection:
+            generation = _generation(connection, "qa_runs")
+            mine = _at(
+                select(table).where(table.c.generation == generation, table.c.train == train),
+                table,
+                at,
+            ).subquery()
+            count = connection.execute(select(func.count()).select_from(mine)).scalar_one()
+            runs = {}
+            for cycle in QACycle:
+                row = connection.execute(
+                    select(mine)
+                    .where(mine.c.cycle == cycle)
+                    .order_by(mine.c.occurred_at.desc(), mine.c.position.desc())
+                    .limit(1)
+                ).first()
+                if row is not None:
+                    runs[str(cycle)] = QARun(
+                        row.cycle,
+                        row.build,
+                        row.total,
+                        row.passed,
+                        row.failed,
+                        row.blocked,
+                        row.occurred_at,
+                    )
+        return runs, int(count)
 
     def _customers(self, key: str, at: TimePoint) -> tuple[str, ...]:
         try:
@@ -301,6 +337,12 @@ class ProjectionQueries:
                 .order_by(tables.stream_keys.c.key)
             )
             return list(rows.scalars())
+
+
+def _admitted(events: Sequence[Any], at: TimePoint) -> list[LedgerAggregate.Event]:
+    admitted = [e for e in events if isinstance(e, LedgerAggregate.Event) and at.admits(e)]
+    # Valid time decides the order; ties keep the order they were recorded in.
+    return sorted(admitted, key=lambda e: (e.meta.occurred_at, e.originator_version))
 
 
 def _fold(events: Sequence[LedgerAggregate.Event]) -> LedgerAggregate:

@@ -121,6 +121,25 @@ train_qa = Table(
     Column("occurred_at", UTCDateTime(), nullable=False),
 )
 
+# Every QA run, so as-of queries find a cycle's latest run by index instead of replaying
+# a stream that is mostly QA activity.
+train_qa_runs = Table(
+    "train_qa_runs",
+    metadata,
+    Column("generation", Integer, primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("train", String(64), nullable=False),
+    Column("cycle", String(16), nullable=False),
+    Column("build", Text, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("passed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("blocked", Integer, nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Index("ix_train_qa_runs_cycle", "generation", "train", "cycle", "occurred_at"),
+)
+
 train_beta_drops = Table(
     "train_beta_drops",
     metadata,

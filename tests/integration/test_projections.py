@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
 from ledger.demo import load_demo
 from ledger.transfer import export_lines, import_lines
@@ -72,12 +74,28 @@ def test_status_shows_each_projections_position_and_lag(projected_ledger: Projec
     assert all(status.position == head and status.lag == 0 for status in after)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_projected(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Projected]:
+    """A ledger whose projections live in a database several threads can open.
+
+    The in-memory backend keeps its projections on one connection, fit for one thread.
+    """
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    ledger = open_ledger(url)
+    result = projected(ledger, url)
+    yield result
+    result.engine.dispose()
+    ledger.close()
+
+
 def test_a_background_projector_follows_new_events_until_stopped(
-    projected_ledger: Projected,
+    shared_projected: Projected,
 ) -> None:
     """Running beside the writers, the projector applies new events within moments."""
-    if projected_ledger.ledger.env.get("PERSISTENCE_MODULE") == "eventsourcing.popo":
-        projected_ledger.catch_up()  # the in-memory store is private to its process
+    projected_ledger = shared_projected
     projector = BackgroundProjector(projected_ledger.ledger, projected_ledger.engine)
     projector.start()
     try:

@@ -305,4 +305,4 @@ def test_migrations_are_found_from_the_installed_package() -> None:
     config = alembic_config()
 
     assert Path(config.get_main_option("script_location") or "").name == "migrations"
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
