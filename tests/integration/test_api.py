@@ -739,6 +739,7 @@ def test_liveness_and_readiness_answer_without_a_token(api: Api) -> None:
         "features": 0,
         "journeys": 0,
         "audit": 0,
+        "qa_runs": 0,
     }
 
 
