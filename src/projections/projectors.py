@@ -11,10 +11,12 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+import psycopg
 from psycopg import sql as psycopg_sql
 from sqlalchemy import JSON, Connection, Table, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from ledger.aggregate import LedgerAggregate
 from ledger.feature import Feature
@@ -250,9 +252,15 @@ def _copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]])
         psycopg_sql.Identifier(table.name),
         psycopg_sql.SQL(", ").join(psycopg_sql.Identifier(name) for name in columns),
     )
-    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([row[name] for name in columns])
+    try:
+        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in columns])
+    except psycopg.Error as error:
+        # Callers see the same SQLAlchemy errors an INSERT would have raised.
+        raise DBAPIError.instance(
+            statement.as_string(driver_connection), None, error, psycopg.Error
+        ) from error
 
 
 def _jsonable(row: dict[str, Any], *fields: str) -> dict[str, Any]:
