@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -382,13 +382,6 @@ def _at(query: Select[Any], table: Table, at: TimePoint) -> Select[Any]:
     return query.where(and_(*conditions)) if conditions else query
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; every time the ledger stores is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def _child_rows(
     connection: Connection, table: Table, generation: int, column: str, key: str, order: str
 ) -> list[dict[str, Any]]:
@@ -417,7 +410,7 @@ def _train_from_rows(connection: Connection, generation: int, row: dict[str, Any
             gate["outcome"],
             gate["conditions"],
             gate["notes"],
-            _utc(gate["decided_at"]),
+            gate["decided_at"],
             gate["evidence"],
         )
         for gate in _child_rows(connection, tables.train_gates, generation, "train", train, "gate")
@@ -435,7 +428,7 @@ def _train_from_rows(connection: Connection, generation: int, row: dict[str, Any
             "passed": run["passed"],
             "failed": run["failed"],
             "blocked": run["blocked"],
-            "occurred_at": _utc(run["occurred_at"]),
+            "occurred_at": run["occurred_at"],
         }
         for run in _child_rows(connection, tables.train_qa, generation, "train", train, "cycle")
     }
@@ -444,7 +437,7 @@ def _train_from_rows(connection: Connection, generation: int, row: dict[str, Any
             "build": drop["build"],
             "customers": drop["customers"],
             "features": drop["features"],
-            "occurred_at": _utc(drop["occurred_at"]),
+            "occurred_at": drop["occurred_at"],
         }
         for drop in _child_rows(
             connection, tables.train_beta_drops, generation, "train", train, "seq"
@@ -458,7 +451,7 @@ def _train_from_rows(connection: Connection, generation: int, row: dict[str, Any
         "status": row["status"],
         "support": row["support"],
         "eol_date": row["eol_date"],
-        "planned_at": _utc(row["planned_at"]),
+        "planned_at": row["planned_at"],
         "gates": gates,
         "scope": scope,
         "qa": qa_document(runs),
@@ -482,7 +475,7 @@ def _feature_from_rows(
             "train": m["train"],
             "milestone": m["milestone"],
             "note": m["note"],
-            "occurred_at": _utc(m["occurred_at"]),
+            "occurred_at": m["occurred_at"],
         }
         for m in _child_rows(
             connection, tables.feature_milestones, generation, "feature", key, "seq"
@@ -505,7 +498,5 @@ def _feature_from_rows(
 
 def _event_row(row: dict[str, Any]) -> dict[str, Any]:
     row.pop("generation", None)
-    row["occurred_at"] = _utc(row["occurred_at"])
-    row["recorded_at"] = _utc(row["recorded_at"])
     row["late"] = row["lateness_seconds"] > LATE_AFTER_SECONDS
     return row
