@@ -1326,14 +1326,16 @@ def run(args: argparse.Namespace, admin_url: str) -> int:
                 f"[dim]  {rebuilt.events_per_second:,.0f} events/s; the baseline again...[/dim]"
             )
             after = run_child(
-                "read", url, "baseline: read + decode (again)", MAX_CHILD_SECONDS, None
-            )
+                "read", url, "baseline: read + decode (again)", MAX_CHILD_SECONDS,
+                profile_path("read_again"),
+            )  # fmt: skip
             traffic = row_traffic(url)
             console.print(f"[dim]  {after.events_per_second:,.0f} events/s; 3/3 queries...[/dim]")
             queries = ProjectionQueries(engine, ledger)
             if not rebuilt.truncated:
                 same = check_consistency(queries, generated, rng)
-                console.print(f"[dim]  current state == replay as of now: {same}/5 trains[/dim]")
+                style = "dim" if same == 5 else "red"
+                console.print(f"[{style}]  current state == replay as of now: {same}/5 trains")
             measured = bench_queries(
                 queries, generated, args.queries, rng, current=not rebuilt.truncated
             )
@@ -1351,8 +1353,10 @@ def run(args: argparse.Namespace, admin_url: str) -> int:
     )
     if profile_dir is not None:
         for name in ("read", "rebuild", "as_of"):
-            console.print(f"[bold]profile: {name}[/bold]")
-            console.print(top_of_profile(str(profile_dir / f"{name}.prof")), markup=False)
+            path = profile_dir / f"{name}.prof"
+            if path.exists():  # a rebuild stopped at its cap leaves no profile
+                console.print(f"[bold]profile: {name}[/bold]")
+                console.print(top_of_profile(str(path)), markup=False)
     return 0
 
 
