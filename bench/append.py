@@ -490,10 +490,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    return on_loopback_server(lambda admin_url: run(args, admin_url))
+
+
+def on_loopback_server(benchmark: Callable[[str], int]) -> int:
+    """Run a benchmark against the admin URL, which must be loopback; one line if it is down."""
     admin_url = os.environ.get(ADMIN_URL_VARIABLE) or DEFAULT_ADMIN_URL
     loopback_only(admin_url)
     try:
-        return run(args, admin_url)
+        return benchmark(admin_url)
     except psycopg.OperationalError as error:
         parts = urlsplit(admin_url)
         console.print(f"[red]PostgreSQL at {parts.hostname}:{parts.port or 5432}: {error}")

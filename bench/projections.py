@@ -55,7 +55,6 @@ from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import version
 from queue import Empty, Queue
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
@@ -64,12 +63,10 @@ from rich.console import Console
 from rich.table import Table
 
 from append import (
-    ADMIN_URL_VARIABLE,
-    DEFAULT_ADMIN_URL,
     Bench,
     Measurement,
     fresh_databases,
-    loopback_only,
+    on_loopback_server,
     open_ledger,
     run_interleaved,
     scrub_library_overrides,
@@ -1254,14 +1251,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         return child(args.child, args.url, args.profile)
-    admin_url = os.environ.get(ADMIN_URL_VARIABLE) or DEFAULT_ADMIN_URL
-    loopback_only(admin_url)
-    try:
-        return run(args, admin_url)
-    except psycopg.OperationalError as error:
-        parts = urlsplit(admin_url)
-        console.print(f"[red]PostgreSQL at {parts.hostname}:{parts.port or 5432}: {error}")
-        return 1
+    return on_loopback_server(lambda admin_url: run(args, admin_url))
 
 
 def run(args: argparse.Namespace, admin_url: str) -> int:
