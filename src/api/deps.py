@@ -13,8 +13,16 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import RETRY_AFTER_SECONDS, ApiProblem
+from api.idempotency import (
+    KEY_HEADER,
+    KEY_PATTERN,
+    MAX_KEY_LENGTH,
+    IdempotentRequest,
+    open_request,
+)
 from api.resources import Resources
 from api.schemas import MAX_POSITION, Moment
 from api.tokens import Principal, Role, authenticate
@@ -33,7 +41,11 @@ bearer = HTTPBearer(
 )
 
 
-def get_resources(request: Request) -> Resources:
+# Dependencies that never block are ``async def``: FastAPI runs a plain ``def`` dependency
+# on the threadpool, and under load every such hop costs more than the work it wraps.
+
+
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
@@ -41,15 +53,15 @@ def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_ledger(resources: ResourcesDep) -> ReleaseLedger:
+async def get_ledger(resources: ResourcesDep) -> ReleaseLedger:
     return resources.ledger
 
 
-def get_queries(resources: ResourcesDep) -> ProjectionQueries:
+async def get_queries(resources: ResourcesDep) -> ProjectionQueries:
     return resources.queries
 
 
-def get_engine(resources: ResourcesDep) -> Engine:
+async def get_engine(resources: ResourcesDep) -> Engine:
     return resources.engine
 
 
@@ -96,11 +108,11 @@ def _check_role(principal: Principal, needed: Role) -> Principal:
     return principal
 
 
-def require_reader(principal: PrincipalDep) -> Principal:
+async def require_reader(principal: PrincipalDep) -> Principal:
     return _check_role(principal, Role.READER)
 
 
-def require_writer(principal: PrincipalDep) -> Principal:
+async def require_writer(principal: PrincipalDep) -> Principal:
     return _check_role(principal, Role.WRITER)
 
 
@@ -111,7 +123,7 @@ Writer = Annotated[Principal, Depends(require_writer)]
 # ---------------------------------------------------------------- projections
 
 
-def read_projections(
+async def read_projections(
     principal: Reader,
     engine: EngineDep,
     min_position: Annotated[
@@ -125,8 +137,8 @@ def read_projections(
     ] = None,
 ) -> Principal:
     """A reader whose read sees the projections at ``min_position`` or later."""
-    if min_position and not wait_for_position(
-        engine, PROJECTION_NAMES, min_position, MIN_POSITION_TIMEOUT
+    if min_position and not await run_in_threadpool(
+        wait_for_position, engine, PROJECTION_NAMES, min_position, MIN_POSITION_TIMEOUT
     ):
         raise ApiProblem(
             503,
@@ -141,7 +153,7 @@ def read_projections(
 ProjectionReader = Annotated[Principal, Depends(read_projections)]
 
 
-def get_time_point(
+async def get_time_point(
     as_of: Annotated[
         Moment | None,
         Query(description="valid time: the state as it was then, as known now (ISO 8601)"),
@@ -162,22 +174,56 @@ At = Annotated[TimePoint, Depends(get_time_point)]
 
 @dataclass(frozen=True)
 class WriteContext:
-    """Who records a write through the API; ``at`` adds when it happened."""
+    """Who records a write through the API; ``at`` adds when it happened.
+
+    With an Idempotency-Key, ``at`` claims the key first, since the command runs next:
+    a request that is not the key's first answers from there (see ``api.idempotency``).
+    """
 
     principal: Principal
     correlation_id: str | None
+    idempotency: IdempotentRequest | None = None
 
     def at(self, occurred_at: datetime | None) -> CommandContext:
+        source_ref = None
+        if self.idempotency is not None:
+            self.idempotency.claim()
+            source_ref = self.idempotency.source_ref
         return CommandContext(
             recorded_by=self.principal.name,
             source=Source.API,
+            source_ref=source_ref,
             correlation_id=self.correlation_id,
             occurred_at=occurred_at,
         )
 
 
-def get_write_context(
+async def get_idempotent_request(
+    request: Request,
     principal: Writer,
+    engine: EngineDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=KEY_HEADER,
+            max_length=MAX_KEY_LENGTH,
+            pattern=KEY_PATTERN,
+            description="retry safely: the same key and body answer as the first request "
+            "did (header `Idempotent-Replayed: true`) and record nothing new; the same key "
+            "with another body is 422. Keys are per token.",
+            examples=["plan-5.6-2026-11-26"],
+        ),
+    ] = None,
+) -> IdempotentRequest | None:
+    if idempotency_key is None:
+        return None
+    body = await request.body()  # already read and cached by FastAPI for the body model
+    return open_request(request.scope, engine, principal.name, idempotency_key, body)
+
+
+async def get_write_context(
+    principal: Writer,
+    idempotency: Annotated[IdempotentRequest | None, Depends(get_idempotent_request)],
     x_correlation_id: Annotated[
         str | None,
         Header(
@@ -187,7 +233,7 @@ def get_write_context(
         ),
     ] = None,
 ) -> WriteContext:
-    return WriteContext(principal, x_correlation_id)
+    return WriteContext(principal, x_correlation_id, idempotency)
 
 
 Write = Annotated[WriteContext, Depends(get_write_context)]

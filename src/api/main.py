@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
+from api.idempotency import IdempotencyMiddleware
+from api.metrics import install_metrics
 from api.resources import lifespan
 from api.responses import PROBLEM_MEDIA_TYPE, ORJSONResponse
 from api.routers import api_router
@@ -36,7 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or Settings()
     install_error_handlers(app)
+    # Inside the size limit, outside the exception handlers: it keeps refusals' answers.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    install_metrics(app)  # added last, so outermost: it times the refusals above too
     app.include_router(api_router)
     _document_problems(app)
     return app

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from api.metrics import ApiMetrics, MeteredLedger
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
 from projections.background import BackgroundProjector
@@ -32,9 +33,13 @@ class Resources:
     projector: BackgroundProjector
 
     @classmethod
-    def open(cls, settings: Settings) -> Resources:
+    def open(cls, settings: Settings, metrics: ApiMetrics | None = None) -> Resources:
         database = Database.from_url(settings.database_url)
-        ledger = ReleaseLedger.from_settings(settings)
+        ledger = (
+            ReleaseLedger.from_settings(settings)
+            if metrics is None
+            else MeteredLedger.from_settings(settings, metrics=metrics)
+        )
         try:
             engine = engine_for(database)
             try:
@@ -63,7 +68,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the resources before the first request and close them after the last."""
     settings: Settings = app.state.settings
     # Opening and closing block on the database (and on the projector's thread).
-    resources = await run_in_threadpool(Resources.open, settings)
+    metrics: ApiMetrics | None = getattr(app.state, "metrics", None)
+    resources = await run_in_threadpool(Resources.open, settings, metrics)
     app.state.resources = resources
     try:
         yield

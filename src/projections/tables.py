@@ -259,3 +259,20 @@ api_tokens = Table(
     Column("revoked_at", UTCDateTime(), nullable=True),
     Index("ix_api_tokens_token_hash", "token_hash", unique=True),
 )
+
+# Not a projection either: the API's Idempotency-Key claims and the answers they gave.
+# A rebuild never touches them, and a retry after a rebuild still finds its first answer.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_headers", JSON, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("claimed_at", UTCDateTime(), nullable=False),
+    Column("completed_at", UTCDateTime(), nullable=True),
+)
