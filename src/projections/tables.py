@@ -126,18 +126,19 @@ train_qa = Table(
 train_qa_runs = Table(
     "train_qa_runs",
     metadata,
+    # The key serves both as-of look-ups: the latest run of a cycle (it ends in
+    # position, the tie-break) and how many runs had occurred by then.
     Column("generation", Integer, primary_key=True),
+    Column("train", String(64), primary_key=True),
+    Column("cycle", String(16), primary_key=True),
+    Column("occurred_at", UTCDateTime(), primary_key=True),
     Column("position", BigInteger, primary_key=True),
-    Column("train", String(64), nullable=False),
-    Column("cycle", String(16), nullable=False),
     Column("build", Text, nullable=False),
     Column("total", Integer, nullable=False),
     Column("passed", Integer, nullable=False),
     Column("failed", Integer, nullable=False),
     Column("blocked", Integer, nullable=False),
-    Column("occurred_at", UTCDateTime(), nullable=False),
     Column("recorded_at", UTCDateTime(), nullable=False),
-    Index("ix_train_qa_runs_cycle", "generation", "train", "cycle", "occurred_at"),
 )
 
 train_beta_drops = Table(
