@@ -1,11 +1,11 @@
-"""QA runs keyed for "the latest run of a cycle" and "how many runs", with one index.
+"""QA runs: the as-of index covers one generation and is built when it goes live.
 
-The primary key ends in ``position`` so that ``ORDER BY occurred_at DESC, position DESC
-LIMIT 1`` reads one entry instead of sorting the cycle's runs, and a count is a range
-of the same index. The old key (generation, position) and the second index cost the
-rebuild two index insertions per QA run. A primary key cannot be changed in place on
-SQLite, so the table is made anew and the ``qa_runs`` projection starts again from
-position 0: the runner re-applies the log to it alone.
+``ix_train_qa_runs_cycle`` over every generation was maintained row by row as a rebuild
+appended QA runs, which cost more than the rows themselves. It gives way to
+``gx_train_qa_runs_g<N>`` on (train, cycle, occurred_at, position) ``WHERE generation =
+N``: the runner creates it for a new projection's first generation and for a rebuilt
+generation when it is swapped in (``projections.tables.GenerationIndex``). Here it is
+made for the live generation of an existing database.
 
 Revision ID: 0005
 Revises: 0004
@@ -25,37 +25,31 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _create(*key: str) -> None:
-    op.create_table(
-        "train_qa_runs",
-        sa.Column("generation", sa.Integer(), nullable=False),
-        sa.Column("position", sa.BigInteger(), nullable=False),
-        sa.Column("train", sa.String(length=64), nullable=False),
-        sa.Column("cycle", sa.String(length=16), nullable=False),
-        sa.Column("build", sa.Text(), nullable=False),
-        sa.Column("total", sa.Integer(), nullable=False),
-        sa.Column("passed", sa.Integer(), nullable=False),
-        sa.Column("failed", sa.Integer(), nullable=False),
-        sa.Column("blocked", sa.Integer(), nullable=False),
-        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint(*key),
+def _generations() -> list[int]:
+    rows = op.get_bind().execute(
+        sa.text(
+            "SELECT generation, rebuild_generation FROM projection_state WHERE name = 'qa_runs'"
+        )
     )
-
-
-def _start_over() -> None:
-    op.drop_table("train_qa_runs")
-    op.execute("DELETE FROM projection_state WHERE name = 'qa_runs'")
+    return [int(generation) for row in rows for generation in row if generation is not None]
 
 
 def upgrade() -> None:
-    _start_over()
-    _create("generation", "train", "cycle", "occurred_at", "position")
+    op.drop_index("ix_train_qa_runs_cycle", table_name="train_qa_runs")
+    for generation in _generations()[:1]:  # a rebuilding generation gets its own at the swap
+        op.create_index(
+            f"gx_train_qa_runs_g{generation}",
+            "train_qa_runs",
+            ["train", "cycle", "occurred_at", "position"],
+            postgresql_include=["recorded_at"],
+            postgresql_where=sa.text(f"generation = {generation}"),
+            sqlite_where=sa.text(f"generation = {generation}"),
+        )
 
 
 def downgrade() -> None:
-    _start_over()
-    _create("generation", "position")
+    for generation in _generations():
+        op.execute(f"DROP INDEX IF EXISTS gx_train_qa_runs_g{generation}")
     op.create_index(
         "ix_train_qa_runs_cycle",
         "train_qa_runs",

@@ -37,7 +37,7 @@ from ledger.feature import Feature
 from ledger.train import Train
 from projections import tables
 from projections.documents import feature_document, train_document
-from projections.tables import UTCDateTime
+from projections.tables import GenerationIndex, UTCDateTime, qa_runs_latest
 
 Loader = Callable[[UUID, int], LedgerAggregate]
 """Rebuilds an aggregate of a stream at a version (from the event store)."""
@@ -106,6 +106,7 @@ class Projection:
 
     name: ClassVar[str]
     tables: ClassVar[tuple[Table, ...]]
+    generation_indexes: ClassVar[tuple[GenerationIndex, ...]] = ()
 
     def handles(self, event_type: type[LedgerAggregate.Event]) -> bool:
         """Whether events of this type change this projection; the runner routes by it."""
@@ -482,6 +483,7 @@ class QARunsProjection(_RowsProjection):
     name = "qa_runs"
     table = tables.train_qa_runs
     tables = (tables.train_qa_runs,)
+    generation_indexes = (qa_runs_latest,)
 
     def handles(self, event_type: type[LedgerAggregate.Event]) -> bool:
         return issubclass(event_type, Train.QARunRecorded)

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    BindParameter,
     CompoundSelect,
     Connection,
     Engine,
@@ -306,8 +307,13 @@ class ProjectionQueries:
     def _qa_as_of(self, train: str, at: TimePoint) -> tuple[dict[str, QARun], int]:
         """Each cycle's run that counts at the time point, and how many runs were known."""
         statement = _qa_as_of_statement(at.as_of is not None, at.known_at is not None)
-        parameters = {"train": train, "as_of": at.as_of, "known_at": at.known_at}
         with self.engine.connect() as connection:
+            parameters = {
+                "generation": _generation(connection, "qa_runs"),
+                "train": train,
+                "as_of": at.as_of,
+                "known_at": at.known_at,
+            }
             rows = connection.execute(statement, parameters).all()
         runs = {
             row.cycle: QARun(
@@ -342,15 +348,15 @@ class ProjectionQueries:
 
 @cache
 def _qa_as_of_statement(as_of: bool, known_at: bool) -> CompoundSelect[Any]:
-    """Per cycle, the latest run and how many there were, in one round trip.
+    """Per cycle, the latest run and how many there were, in one statement.
 
-    Each part is a range scan of ``ix_train_qa_runs_latest``: the latest run reads one
-    index entry, the count only the index. Built once per shape: building it is a good
-    part of the query's cost.
+    Each part is a range scan of the generation's ``qa_runs_latest`` index: the latest run
+    reads one index entry, the count only the index. The generation is rendered as a
+    literal, which the planner needs to match a partial index. Built once per shape:
+    building it is a good part of the query's cost.
     """
     table = tables.train_qa_runs
-    state = tables.projection_state
-    generation = select(state.c.generation).where(state.c.name == "qa_runs").scalar_subquery()
+    generation: BindParameter[int] = bindparam("generation", literal_execute=True)
     per_cycle = []
     for cycle in QACycle:
         mine = select(table).where(

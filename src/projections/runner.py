@@ -149,7 +149,7 @@ class ProjectionRunner:
     def _lock(self, connection: Connection) -> dict[str, tuple[int, int]]:
         """Take the state rows of this runner's projections; their (generation, position)."""
         names = [projection.name for projection in self.projections]
-        _ensure_state_rows(connection, names)
+        _ensure_state_rows(connection, self.projections)
         state = tables.projection_state
         # An UPDATE first takes the row locks (and SQLite's write lock) before anything is read.
         connection.execute(
@@ -211,18 +211,26 @@ def _owned_tables(projections: Sequence[Projection], name: str) -> tuple[Table, 
     return next(p.tables for p in projections if p.name == name)
 
 
-def _ensure_state_rows(connection: Connection, names: Sequence[str]) -> None:
+def _ensure_state_rows(connection: Connection, projections: Sequence[Projection]) -> None:
+    """A state row for each projection that has none: generation 1, at position 0."""
     state = tables.projection_state
+    names = [projection.name for projection in projections]
     existing = set(
         connection.execute(select(state.c.name).where(state.c.name.in_(names))).scalars()
     )
-    missing = [name for name in names if name not in existing]
+    missing = [projection for projection in projections if projection.name not in existing]
     if missing:
         now = datetime.now(UTC)
         connection.execute(
             insert(state),
-            [{"name": name, "generation": 1, "position": 0, "updated_at": now} for name in missing],
+            [
+                {"name": projection.name, "generation": 1, "position": 0, "updated_at": now}
+                for projection in missing
+            ],
         )
+        for projection in missing:
+            for index in projection.generation_indexes:
+                index.create(connection, 1)
 
 
 # ------------------------------------------------------------------ rebuilds
@@ -233,12 +241,14 @@ def start_rebuild(engine: Engine, names: Sequence[str]) -> None:
     projections = [p for p in all_projections() if p.name in names]
     state = tables.projection_state
     with engine.begin() as connection:
-        _ensure_state_rows(connection, names)
+        _ensure_state_rows(connection, projections)
         for projection in projections:
             row = connection.execute(select(state).where(state.c.name == projection.name)).one()
             if row.rebuild_generation is not None:
                 continue  # an interrupted rebuild resumes where it stopped
             target = row.generation + 1
+            for index in projection.generation_indexes:
+                index.drop(connection, target)  # built at the swap, in one pass
             for table in projection.tables:
                 connection.execute(delete(table).where(table.c.generation == target))
             connection.execute(
@@ -276,6 +286,9 @@ def finish_rebuild(runner: ProjectionRunner) -> None:
             )
             for table in projection.tables:
                 connection.execute(delete(table).where(table.c.generation == row.generation))
+            for index in projection.generation_indexes:
+                index.create(connection, row.rebuild_generation)
+                index.drop(connection, row.generation)
     # Events recorded between the last catch-up and the swap are applied by the live
     # runner, which now starts from the rebuilt position.
 

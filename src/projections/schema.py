@@ -21,7 +21,7 @@ from sqlalchemy.pool import StaticPool
 
 from ledger.config import Database
 from ledger.exceptions import ConfigurationError
-from projections.tables import metadata
+from projections.tables import GenerationIndex, metadata
 
 SQLITE_TIMEOUT_SECONDS = 30
 """How long a SQLite writer waits for the file's lock before giving up.
@@ -113,9 +113,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def include_name(name: str | None, type_: NameFilterType, _parents: NameFilterParentNames) -> bool:
-    """Only the projection tables are Alembic's: the event store's share the database."""
+    """Only the projection tables are Alembic's: the event store's share the database.
+
+    Indexes of one generation come and go with rebuilds (``GenerationIndex``), not
+    with migrations.
+    """
     if type_ == "table":
         return name in metadata.tables
+    if type_ == "index":
+        return not (name or "").startswith(GenerationIndex.PREFIX)
     return True
 
 
