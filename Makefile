@@ -12,9 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Token names are never reused, so each run makes a new admin token named for the moment.
 run: $(STAMP)
 	$(BIN)/ledger demo
 	$(BIN)/ledger verify
+	@echo "Your admin token for this server (shown once; export it as TOKEN):"
+	@$(BIN)/ledger token create --name "local-admin-$$(date +%Y%m%d-%H%M%S)" --role admin
+	$(BIN)/ledger serve
 
 test: $(STAMP) lint
 	$(BIN)/pytest
