@@ -140,6 +140,7 @@ class _AggregateProjection(Projection):
     def __init__(self) -> None:
         self.aggregates: dict[UUID, LedgerAggregate] = {}
         self.dirty: dict[UUID, set[Table]] = {}
+        self.touched_by: dict[type[LedgerAggregate.Event], tuple[Table, ...]] = {}
 
     def handles(self, event_type: type[LedgerAggregate.Event]) -> bool:
         return issubclass(event_type, self.kind.Event)
@@ -147,12 +148,21 @@ class _AggregateProjection(Projection):
     def apply(self, position: int, event: LedgerAggregate.Event, context: Context) -> None:
         stream = event.originator_id
         if isinstance(event, LedgerAggregate.Created):
-            aggregate = event.mutate(None)
+            self.aggregates[stream] = event.mutate(None)
         else:
-            aggregate = self.aggregates.get(stream) or context.load(self.table, stream)
+            aggregate = self.aggregates.get(stream)
+            if aggregate is None:
+                aggregate = self.aggregates[stream] = context.load(self.table, stream)
             event.mutate(aggregate)
-        self.aggregates[stream] = aggregate
-        self.dirty.setdefault(stream, set()).update(self.touched(type(event)))
+        event_type = type(event)
+        touched = self.touched_by.get(event_type)
+        if touched is None:
+            touched = self.touched_by[event_type] = self.touched(event_type)
+        dirty = self.dirty.get(stream)
+        if dirty is None:
+            self.dirty[stream] = set(touched)
+        else:
+            dirty.update(touched)
 
     def touched(self, event_type: type[LedgerAggregate.Event]) -> tuple[Table, ...]:
         """The tables whose rows an event of this type can change: by default all."""

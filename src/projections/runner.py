@@ -109,7 +109,8 @@ class ProjectionRunner:
                 event = self._decode(raw)
                 if event is None:
                     continue
-                self.keys.remember(event)
+                if raw.originator_version == 1:  # trains and features are named at creation
+                    self.keys.remember(event)
                 route = routes.get(type(event)) or self._route(type(event))
                 for projection in route:
                     if level or raw.position > applied[projection]:
