@@ -16,6 +16,7 @@ from api.metrics import install_metrics
 from api.resources import lifespan
 from api.responses import PROBLEM_MEDIA_TYPE, ORJSONResponse
 from api.routers import api_router
+from api.routers.dashboard import install_dashboard
 from ledger.config import Settings
 
 API_VERSION = "1.0.0"
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     install_metrics(app)  # added last, so outermost: it times the refusals above too
     app.include_router(api_router)
+    install_dashboard(app)
     _document_problems(app)
     return app
 

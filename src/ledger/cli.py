@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -297,6 +298,40 @@ def replay(
     print_board(Console(), document, at)
 
 
+@app.command()
+def report(
+    train: Annotated[str, typer.Option(help="the train, e.g. 5.5")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="a day (its end, UTC) or an ISO 8601 moment; the report covers the 7 days "
+            "before (default: now)",
+        ),
+    ] = None,
+) -> None:
+    """Print the weekly status report of a train as Markdown."""
+    from api.templating import render_text  # Jinja2 loads only for this command
+    from projections.report import weekly_report
+
+    moment = _report_moment(as_of) if as_of else None
+    with opened_projections() as (ledger, engine):
+        document = weekly_report(ProjectionQueries(engine, ledger), train, moment)
+    sys.stdout.write(render_text("report.md", report=document))
+    sys.stdout.flush()
+
+
+def _report_moment(value: str) -> datetime:
+    from projections.report import end_of_day
+
+    try:
+        if len(value) == 10:
+            return end_of_day(date.fromisoformat(value))
+        return _aware(datetime.fromisoformat(value))
+    except ValueError:
+        fail(f"--as-of must be a day like 2026-11-20 or an ISO 8601 moment, not {value!r}")
+
+
 def _aware(moment: datetime) -> datetime:
     return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
 
@@ -354,8 +389,13 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="server processes")] = 1,
+    login_link: Annotated[
+        bool,
+        typer.Option(help="make a reader token and print the dashboard's login link with it"),
+    ] = True,
 ) -> None:
-    """Serve the HTTP API with uvicorn; each worker keeps the projections current too."""
+    """Serve the HTTP API and the dashboard with uvicorn; each worker keeps the projections
+    current too."""
     import uvicorn  # only the server needs it; other commands start faster without
 
     settings, database = configured()
@@ -365,8 +405,14 @@ def serve(
     # line rather than a traceback from inside each worker.
     with _ledger(settings):
         engine = engine_for(database)
+        login = None
         try:
             prepare(engine, database)
+            # Like Jupyter: a fresh reader token in the link's fragment, which browsers
+            # never send, so it stays out of access logs; an in-memory ledger keeps none.
+            if login_link and database.backend != "memory":
+                stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+                login = create_token(engine, f"dashboard-{stamp}", "reader")
         except LedgerError as error:
             fail(error.detail)
         except DBAPIError as error:
@@ -374,6 +420,13 @@ def serve(
         finally:
             engine.dispose()
     console.print(f"serving the API on http://{host}:{port} (Ctrl-C stops)", highlight=False)
+    if login is not None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        console.print(
+            f"open the dashboard (a reader session): http://{shown}:{port}/login#token={login}",
+            highlight=False,
+            soft_wrap=True,
+        )
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
 
 

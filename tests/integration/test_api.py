@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi.testclient import TestClient
@@ -22,43 +21,19 @@ from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
 from ledger.exceptions import ConcurrencyConflict, ConfigurationError, IntegrityViolation
 from projections.schema import engine_for, upgrade
+from tests.api_client import PROBLEM, ApiClient, assert_problem, at, plan_scoped_train
 from tests.conftest import days_ago
 
-PROBLEM = "application/problem+json"
+__all__ = ["PROBLEM", "Api", "assert_problem", "at", "open_api", "plan_scoped_train"]
 
 
 @dataclass
-class Api:
+class Api(ApiClient):
     """A running app (lifespan entered), its ledger and engine, and a token per role."""
 
     client: TestClient
     ledger: ReleaseLedger
     engine: Engine
-    tokens: dict[str, str]
-
-    def auth(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-    def post(self, path: str, body: dict[str, Any], role: str = "writer") -> httpx.Response:
-        response: httpx.Response = self.client.post(path, json=body, headers=self.auth(role))
-        return response
-
-    def get(self, path: str, role: str = "reader", **params: Any) -> httpx.Response:
-        response: httpx.Response = self.client.get(path, params=params, headers=self.auth(role))
-        return response
-
-    def write(self, path: str, body: dict[str, Any]) -> int:
-        """Post a command that must succeed; the highest position it recorded."""
-        response = self.post(path, body)
-        assert response.status_code == 201, response.text
-        position: int = max(event["position"] for event in response.json()["events"])
-        return position
-
-    def read(self, path: str, position: int, **params: Any) -> Any:
-        """A projection read that sees at least ``position``."""
-        response = self.get(path, min_position=position, **params)
-        assert response.status_code == 200, response.text
-        return response.json()
 
     def last_position(self) -> int:
         return self.ledger.event_log.last_position()
@@ -91,7 +66,7 @@ def open_api(
             role: create_token(resources.engine, f"{role}-token", role)
             for role in ("reader", "writer", "admin")
         }
-        yield Api(client, resources.ledger, resources.engine, tokens)
+        yield Api(client, tokens, resources.ledger, resources.engine)
 
 
 @pytest.fixture
@@ -106,45 +81,6 @@ def sqlite_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]
     """The API on SQLite alone, for behaviour that does not depend on the backend."""
     with open_api(f"sqlite:///{tmp_path / 'ledger.sqlite3'}", monkeypatch) as opened:
         yield opened
-
-
-def at(days: float) -> str:
-    return days_ago(days).isoformat()
-
-
-def plan_scoped_train(api: Api, train: str = "5.5") -> int:
-    """``train`` planned 60 days ago with anchor DEDUP-7 (Globex) and stretch SNAP-3."""
-    api.write(
-        "/v1/trains",
-        {"train": train, "kind": "major", "title": "Dedup", "actor": "Ada", "occurred_at": at(60)},
-    )
-    api.write(
-        f"/v1/trains/{train}/scope",
-        {
-            "feature": "DEDUP-7",
-            "title": "Inline deduplication",
-            "classification": "anchor",
-            "customers": [{"name": "Globex", "weight": 8, "note": "renewal"}],
-            "actor": "Ada",
-            "occurred_at": at(59),
-        },
-    )
-    return api.write(
-        f"/v1/trains/{train}/scope",
-        {"feature": "SNAP-3", "classification": "stretch", "actor": "Ada", "occurred_at": at(59)},
-    )
-
-
-def assert_problem(response: httpx.Response, status: int, kind: str | None = None) -> Any:
-    """The response is an RFC 9457 problem with ``status``; its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    problem = response.json()
-    assert problem["status"] == status
-    assert {"type", "title", "status", "detail"} <= set(problem)
-    if kind is not None:
-        assert problem["type"] == f"/problems/{kind}"
-    return problem
 
 
 # ================================================================ writes, reads
@@ -759,6 +695,7 @@ def test_the_openapi_document_names_every_operation_and_its_problems(sqlite_api:
         "scheduleGate",
         "decideGate",
         "getGateReadiness",
+        "getTrainReport",
         "proposeScope",
         "recordDecision",
         "shipBetaDrop",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routers import audit, events, features, health, metrics, trains
+from api.routers import audit, events, features, health, metrics, report, trains
 
 api_router = APIRouter()
-for module in (trains, features, audit, events, health, metrics):
+for module in (trains, report, features, audit, events, health, metrics):
     api_router.include_router(module.router)

@@ -1,0 +1,172 @@
+"""A real ``ledger serve`` process on a fresh PostgreSQL database, one per test module.
+
+The database, the schema and the tokens are made the way an operator makes them, with
+``ledger db upgrade`` and ``ledger token create``; the tests then speak HTTP to the
+process on 127.0.0.1. The server's output is kept in a file under pytest's temporary
+directory and shown beneath any failing test of the module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api_client import ApiClient
+from tests.conftest import fresh_database
+
+ROLES = ("reader", "writer", "admin")
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+LOG_TAIL_LINES = 200
+SERVER_LOG = pytest.StashKey[Path]()
+
+
+@dataclass
+class Served(ApiClient):
+    """A served API over HTTP: its URL, its database and the file its output goes to."""
+
+    base_url: str
+    database_url: str
+    log_path: Path
+
+    def head(self) -> int:
+        """The last position in the log, by paging the event feed to its end."""
+        position = 0
+        while True:
+            page = self.get("/v1/events", after=position, limit=1000)
+            assert page.status_code == 200, page.text
+            body = page.json()
+            position = body["last_position"]
+            if body["next_cursor"] is None:
+                return int(position)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def ledger_command() -> str:
+    """The ``ledger`` console script installed beside the Python running the tests."""
+    return str(Path(sys.executable).with_name("ledger"))
+
+
+def start_ledger(*arguments: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [ledger_command(), *arguments],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """Wait for a ``ledger`` command that must succeed; its standard output."""
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, f"{' '.join(map(str, process.args))} failed:\n{stderr}"
+    return stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"ledger serve exited with {process.returncode} before it was ready:\n"
+                f"{log_path.read_text(errors='replace')}"
+            )
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2, trust_env=False).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"ledger serve was not ready in {STARTUP_TIMEOUT:.0f} s:\n{log_path.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM for a clean shutdown, then SIGKILL if it does not come in time."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def served(
+    request: pytest.FixtureRequest,
+    postgres_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
+    """``ledger serve`` on a new PostgreSQL database, with a token per role."""
+    workdir = tmp_path_factory.mktemp("ledger-serve")
+    log_path = workdir / "serve.log"
+    request.node.stash[SERVER_LOG] = log_path
+    with fresh_database(postgres_server) as database_url:
+        # The working directory keeps a developer's .env out of the served settings.
+        env = {**os.environ, "LEDGER_DATABASE_URL": database_url}
+        finish(start_ledger("db", "upgrade", env=env, cwd=workdir))
+        # Each command spends its time importing, so the tokens and the server start
+        # together: the server reads tokens per request, not at startup.
+        creating = {
+            role: start_ledger(
+                "token", "create", "--name", f"e2e-{role}", "--role", role, env=env, cwd=workdir
+            )
+            for role in ROLES
+        }
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [ledger_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            tokens = {role: finish(command).strip() for role, command in creating.items()}
+            wait_until_ready(process, base_url, log_path)
+            # trust_env off: straight to 127.0.0.1, whatever proxy the environment names.
+            with httpx.Client(base_url=base_url, timeout=30, trust_env=False) as client:
+                yield Served(client, tokens, base_url, database_url, log_path)
+        finally:
+            stop(process)
+    # Every request of the module carried one of these; none may reach the log.
+    leaked = [role for role, token in tokens.items() if token in log_path.read_text()]
+    assert not leaked, f"the {', '.join(leaked)} token appears in the server log {log_path}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Show the tail of the module's server log beneath a failing test."""
+    report: pytest.TestReport = yield
+    module = item.getparent(pytest.Module)
+    log_path = module.stash.get(SERVER_LOG, None) if module is not None else None
+    if report.failed and log_path is not None and log_path.exists():
+        tail = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        report.sections.append((f"ledger serve log ({log_path})", "\n".join(tail)))
+    return report
