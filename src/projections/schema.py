@@ -7,7 +7,9 @@ upgrade``) and the application only refuses to run against an out-of-date schema
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +82,35 @@ def _sqlite_engine(file: str) -> Engine:
         # The event store switches the file to WAL too; whichever connects first wins.
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
         finally:
             cursor.close()
 
     return engine
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the file in WAL mode, which it keeps; wait while another process holds a lock.
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once
+    rather than through the busy timeout: two servers starting together on a new file,
+    one of them already migrating, would otherwise fail.
+    """
+    deadline = time.monotonic() + SQLITE_TIMEOUT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return  # the process holding the lock switched it first
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise  # locked: the next turn of the loop asks again
+        time.sleep(0.05)
 
 
 def migrations_directory() -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -269,6 +271,26 @@ def test_sqlite_engine_uses_write_ahead_logging(tmp_path: Path) -> None:
             mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
     finally:
         engine.dispose()
+
+    assert mode == "wal"
+
+
+def test_switching_to_wal_waits_for_another_process_holding_the_file(tmp_path: Path) -> None:
+    """A connection made while another holds the file's lock waits for WAL, not fails."""
+    file = tmp_path / "ledger.sqlite3"
+    holder = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE taken (id INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")  # as a migrating process does; SQLite then refuses at once
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    engine = engine_for(Database.from_url(f"sqlite:///{file}"))
+    try:
+        with engine.connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+    finally:
+        release.join()
+        engine.dispose()
+        holder.close()
 
     assert mode == "wal"
 
