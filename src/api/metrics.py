@@ -12,10 +12,7 @@ or a body refused before routing) is ``unmatched``.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -31,7 +28,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.application import ReleaseLedger
 from ledger.source_reference import SourceReference
-from projections.runner import ProjectionStatus, projection_status
 
 if TYPE_CHECKING:
     from api.resources import Resources
@@ -48,7 +44,6 @@ POSITIONS_TIMEOUT = 3.0
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 """Seconds; reads waiting on ``min_position`` may take up to 5 s."""
 
-Positions = tuple[int, list[ProjectionStatus]]
 """The log's head and each projection's status, as one read saw them."""
 
 
@@ -110,16 +105,11 @@ class ProjectionCollector(Collector):
 
     A scrape while the database is down still answers, within ``POSITIONS_TIMEOUT``:
     ``ledger_database_up`` is 0 and the positions are left out rather than reported
-    stale. An unreachable server can hold a read for tens of seconds (the connection
-    pools wait for a connection), longer than a scraper waits for the whole answer, so the
-    read runs on a thread of its own; one read at most is under way, and later scrapes
-    wait on it rather than pile up more.
+    stale (``api.positions``).
     """
 
     def __init__(self, resources: Callable[[], Resources | None]) -> None:
         self.resources = resources
-        self.lock = threading.Lock()
-        self.reading: Future[Positions] | None = None
 
     def describe(self) -> Iterable[Metric]:
         return _families()
@@ -129,8 +119,8 @@ class ProjectionCollector(Collector):
         try:
             if resources is None:
                 raise LookupError("the app has not started")
-            head, statuses = self._read(resources).result(timeout=POSITIONS_TIMEOUT)
-        except FutureTimeout:
+            head, statuses = resources.positions.read(POSITIONS_TIMEOUT)
+        except TimeoutError:
             log.warning("metrics: no answer from the database in %g s", POSITIONS_TIMEOUT)
             return [_down()]
         except Exception as error:  # any failure to reach the database: report it as down
@@ -143,26 +133,6 @@ class ProjectionCollector(Collector):
             positions.add_metric([status.name], status.position)
             lags.add_metric([status.name], status.lag)
         return [up, head_family, positions, lags]
-
-    def _read(self, resources: Resources) -> Future[Positions]:
-        with self.lock:
-            if self.reading is not None and not self.reading.done():
-                return self.reading
-            reading: Future[Positions] = Future()
-
-            def read() -> None:
-                try:
-                    head = resources.ledger.event_log.last_position()
-                    reading.set_result(
-                        (head, projection_status(resources.engine, resources.ledger))
-                    )
-                except BaseException as error:
-                    reading.set_exception(error)
-
-            # A daemon: a read stuck on a dead server never holds up the process's exit.
-            threading.Thread(target=read, name="metrics-positions", daemon=True).start()
-            self.reading = reading
-            return reading
 
 
 def _down() -> GaugeMetricFamily:

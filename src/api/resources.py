@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.metrics import ApiMetrics, MeteredLedger
+from api.positions import PositionReader
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
 from projections.background import BackgroundProjector
@@ -31,6 +32,7 @@ class Resources:
     engine: Engine
     queries: ProjectionQueries
     projector: BackgroundProjector
+    positions: PositionReader
 
     @classmethod
     def open(cls, settings: Settings, metrics: ApiMetrics | None = None) -> Resources:
@@ -53,7 +55,8 @@ class Resources:
             ledger.close()
             raise
         queries = ProjectionQueries(engine, ledger)
-        return cls(settings, database, ledger, engine, queries, projector)
+        positions = PositionReader(ledger, engine)
+        return cls(settings, database, ledger, engine, queries, projector, positions)
 
     def close(self) -> None:
         try:

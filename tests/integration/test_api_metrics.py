@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from api.metrics import UNMATCHED
+from api.routers.health import READY_TIMEOUT
 from ledger.application import CommandContext
 from ledger.config import Database
 from projections.schema import engine_for, upgrade
@@ -287,3 +288,19 @@ def test_a_scrape_while_the_database_is_down_still_answers(
     assert metrics.value("ledger_database_up") == 0
     assert not {"ledger_log_head_position", "ledger_projection_lag_events"} & metrics.families
     assert metrics.value("ledger_http_requests_total", route="/v1/trains", status="201") == 1
+
+
+def test_readiness_says_not_ready_in_time_while_the_database_is_down(
+    postgres_server: str, postgres_url: str, postgres_api: Api
+) -> None:
+    """With the database gone /readyz answers 503 "not ready" within its bound, not a hang."""
+    plan(postgres_api, "5.5")
+
+    with locked_out(postgres_server, postgres_url):
+        started = time.perf_counter()
+        ready = postgres_api.client.get("/readyz")
+        elapsed = time.perf_counter() - started
+
+    assert elapsed < READY_TIMEOUT + 1
+    assert ready.status_code == 503
+    assert (ready.json()["status"], ready.json()["database"]) == ("not ready", False)
