@@ -26,7 +26,7 @@ from tests.e2e.conftest import Served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 25
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
