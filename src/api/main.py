@@ -17,6 +17,7 @@ from api.resources import lifespan
 from api.responses import PROBLEM_MEDIA_TYPE, ORJSONResponse
 from api.routers import api_router
 from api.routers.dashboard import install_dashboard
+from api.security import SecurityHeaders
 from ledger.config import Settings
 
 API_VERSION = "1.0.0"
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside the size limit, outside the exception handlers: it keeps refusals' answers.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)
     install_metrics(app)  # added last, so outermost: it times the refusals above too
     app.include_router(api_router)
     install_dashboard(app)

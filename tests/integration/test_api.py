@@ -658,6 +658,25 @@ def test_tokens_are_stored_only_as_hashes(sqlite_api: Api) -> None:
 # ===================================================================== health
 
 
+def test_every_answer_carries_the_security_headers_and_no_cors(sqlite_api: Api) -> None:
+    """Reads, problems and dashboard pages forbid framing and sniffing; no origin is allowed."""
+    cross_site = {"Origin": "https://evil.example"}
+    answers = [
+        sqlite_api.client.get("/v1/trains", headers={**sqlite_api.auth("reader"), **cross_site}),
+        sqlite_api.get("/v1/trains/9.9"),
+        sqlite_api.client.get("/healthz", headers=cross_site),
+        sqlite_api.client.get("/login"),
+    ]
+
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert "access-control-allow-origin" not in answer.headers
+    assert [answer.status_code for answer in answers] == [200, 404, 200, 200]
+
+
 def test_liveness_and_readiness_answer_without_a_token(api: Api) -> None:
     """/healthz is always ok; /readyz reports the database and each projection's lag."""
     last = plan_scoped_train(api)
