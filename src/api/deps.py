@@ -125,7 +125,7 @@ Writer = Annotated[Principal, Depends(require_writer)]
 
 async def read_projections(
     principal: Reader,
-    engine: EngineDep,
+    resources: ResourcesDep,
     min_position: Annotated[
         int | None,
         Query(
@@ -137,8 +137,11 @@ async def read_projections(
     ] = None,
 ) -> Principal:
     """A reader whose read sees the projections at ``min_position`` or later."""
-    if min_position and not await run_in_threadpool(
-        wait_for_position, engine, PROJECTION_NAMES, min_position, MIN_POSITION_TIMEOUT
+    if not min_position or resources.projector.runner.position() >= min_position:
+        # This process's projector committed that far, and positions only move on: no query.
+        return principal
+    if not await run_in_threadpool(
+        wait_for_position, resources.engine, PROJECTION_NAMES, min_position, MIN_POSITION_TIMEOUT
     ):
         raise ApiProblem(
             503,

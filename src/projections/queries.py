@@ -7,8 +7,10 @@ recorded by then. Both together answer "what did we believe on Nov 8 about Nov 1
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from typing import Any
@@ -54,6 +56,8 @@ from projections.documents import (
     train_document,
 )
 
+TRAIN_CACHE_SIZE = 256
+"""Current train documents kept per ``ProjectionQueries``: one entry per train."""
 AUDIT_PAGE_DEFAULT = 100
 AUDIT_PAGE_MAX = 1000
 LATE_AFTER_SECONDS = 3600.0
@@ -82,6 +86,15 @@ class TimePoint:
 NOW = TimePoint()
 
 
+@dataclass
+class _CachedTrain:
+    """A train's current document at one (generation, position) of the trains projection."""
+
+    state: tuple[int, int]
+    document: TrainDocument
+    renderings: dict[Callable[[TrainDocument], bytes], bytes] = field(default_factory=dict)
+
+
 class ProjectionQueries:
     """Every read of the projections the API, the dashboard and the CLI make."""
 
@@ -91,6 +104,11 @@ class ProjectionQueries:
         self.engine = engine
         self.ledger = ledger
         self.policy = policy or ledger.policy
+        # Exact, not time-bound: the trains projection writes its rows and moves its position
+        # in one commit, and a rebuild swaps the generation, so an entry whose state still
+        # matches the projection_state row is the document the tables would give.
+        self._trains: OrderedDict[str, _CachedTrain] = OrderedDict()
+        self._trains_lock = threading.Lock()
 
     # ------------------------------------------------------------------ trains
 
@@ -98,16 +116,50 @@ class ProjectionQueries:
         check_train_id(train)
         if not at.is_now:
             return self._replayed_train(train, at)
+        # A copy: callers may change what they get without touching the cached document.
+        document: TrainDocument = _copied(self._current_train(train).document)
+        return document
+
+    def train_rendered(self, train: str, render: Callable[[TrainDocument], bytes]) -> bytes:
+        """The current document of ``train`` as ``render`` gives it, cached with the document.
+
+        ``render`` must be a pure function of the document (the API's JSON body), and the
+        same object on every call, as it is the key of its rendering.
+        """
+        check_train_id(train)
+        entry = self._current_train(train)
+        rendered = entry.renderings.get(render)
+        if rendered is None:
+            rendered = entry.renderings[render] = render(entry.document)
+        return rendered
+
+    def _current_train(self, train: str) -> _CachedTrain:
         with self.engine.connect() as connection:
-            generation = _generation(connection, "trains")
+            state = _state(connection, "trains")
+            with self._trains_lock:
+                entry = self._trains.get(train)
+                if entry is not None and entry.state == state:
+                    self._trains.move_to_end(train)
+                    return entry
             row = connection.execute(
                 select(tables.trains).where(
-                    tables.trains.c.generation == generation, tables.trains.c.train == train
+                    tables.trains.c.generation == state[0], tables.trains.c.train == train
                 )
             ).first()
             if row is None:
                 raise NotFound(f"train {train} is not planned")
-            return _train_from_rows(connection, generation, row._asdict())
+            document = _train_from_rows(connection, state[0], row._asdict())
+            entry = _CachedTrain(state, document)
+            # Each statement sees the commits made before it started (READ COMMITTED), so a
+            # batch applied while the document was read may show in part of it. Only a state
+            # unchanged since the first statement proves that none was.
+            if _state(connection, "trains") == state:
+                with self._trains_lock:
+                    self._trains[train] = entry
+                    self._trains.move_to_end(train)
+                    while len(self._trains) > TRAIN_CACHE_SIZE:
+                        self._trains.popitem(last=False)
+            return entry
 
     def trains(
         self,
@@ -404,6 +456,24 @@ def parse_time_point(as_of: datetime | None, known_at: datetime | None) -> TimeP
 
 
 # ------------------------------------------------------------ rows to documents
+
+
+def _state(connection: Connection, name: str) -> tuple[int, int]:
+    """The live generation of a projection and the position it has applied the log to."""
+    state = tables.projection_state
+    row = connection.execute(
+        select(state.c.generation, state.c.position).where(state.c.name == name)
+    ).first()
+    return (int(row.generation), int(row.position)) if row is not None else (1, 0)
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of a document: its containers are dicts and lists, the rest immutable."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 def _generation(connection: Connection, name: str) -> int:

@@ -109,6 +109,41 @@ def test_a_planned_train_reads_back_once_projected(api: Api) -> None:
     assert [item["train"] for item in listed["items"]] == ["5.6"]
 
 
+def test_a_train_read_again_after_a_write_shows_the_write(api: Api) -> None:
+    """A train read (and cached) before a QA run is recorded shows the run once projected."""
+    position = plan_scoped_train(api)
+    before = api.read("/v1/trains/5.5", position)
+    assert api.read("/v1/trains/5.5", position) == before
+
+    recorded = api.write(
+        "/v1/trains/5.5/qa-runs",
+        {
+            "cycle": "phase1",
+            "build": "rc1",
+            "total": 400,
+            "passed": 390,
+            "failed": 10,
+            "actor": "Q",
+        },
+    )
+
+    after = api.read("/v1/trains/5.5", recorded)
+    assert before["qa"]["cycles"] == {}
+    assert after["qa"]["cycles"]["phase1"]["passed"] == 390
+    assert after["version"] == before["version"] + 1
+
+
+def test_the_current_train_body_is_the_one_the_response_model_gives(api: Api) -> None:
+    """The current document's pre-rendered body is byte for byte the replayed one's."""
+    position = plan_scoped_train(api)
+    current = api.get("/v1/trains/5.5", min_position=position)
+    replayed = api.get("/v1/trains/5.5", as_of=days_ago(-1).isoformat())
+
+    assert current.status_code == replayed.status_code == 200
+    assert current.headers["content-type"] == replayed.headers["content-type"]
+    assert current.content == replayed.content
+
+
 def test_a_release_history_runs_through_every_write_endpoint(api: Api) -> None:
     """Gates, scope, decisions, beta drops, QA runs and support are all recorded over HTTP."""
     plan_scoped_train(api)

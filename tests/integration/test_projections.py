@@ -8,9 +8,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sqlalchemy import update
 
 from ledger.demo import load_demo
 from ledger.transfer import export_lines, import_lines
+from projections import tables
 from projections.background import BackgroundProjector
 from projections.projectors import PROJECTION_NAMES
 from projections.queries import TimePoint
@@ -123,6 +125,43 @@ def test_a_rebuild_swaps_in_an_equal_generation(projected_ledger: Projected) -> 
     statuses = projection_status(projected_ledger.engine, projected_ledger.ledger)
     assert {status.generation for status in statuses} == {2}
     assert all(status.rebuilding_generation is None for status in statuses)
+
+
+def test_a_caller_changing_its_train_document_leaves_the_next_read_intact(
+    projected_ledger: Projected,
+) -> None:
+    """The document a read returns is the caller's own: changing it changes no later read."""
+    load_demo(projected_ledger.ledger)
+    projected_ledger.catch_up()
+    queries = projected_ledger.queries
+    first = queries.train("5.5")
+    pristine = orjson.loads(orjson.dumps(first))
+
+    first["title"] = "Scribbled"
+    first["gates"][0]["outcome"] = "failed"
+    first["scope"].clear()
+    first["qa"]["cycles"].clear()
+
+    assert orjson.loads(orjson.dumps(queries.train("5.5"))) == pristine
+
+
+def test_a_rebuild_repairs_a_train_document_that_was_read_before(
+    projected_ledger: Projected,
+) -> None:
+    """A document read from damaged rows is not served again once a rebuild swapped them out."""
+    load_demo(projected_ledger.ledger)
+    projected_ledger.catch_up()
+    queries = projected_ledger.queries
+    with projected_ledger.engine.begin() as connection:
+        connection.execute(
+            update(tables.trains).where(tables.trains.c.train == "5.5").values(title="Damaged")
+        )
+    assert queries.train("5.5")["title"] == "Damaged"
+
+    rebuild(projected_ledger.ledger, projected_ledger.engine, ["trains"])
+
+    assert queries.train("5.5") == queries.train("5.5", TimePoint(as_of=datetime.now(UTC)))
+    assert queries.train("5.5")["title"] != "Damaged"
 
 
 def test_the_runner_steps_over_gaps_in_positions(postgres_url: str, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Path, Query, Response
 
 from api import schemas
@@ -44,6 +45,12 @@ def recorded(result: CommandResult) -> dict[str, Any]:
     }
 
 
+def _train_body(document: dict[str, Any]) -> bytes:
+    """The JSON body FastAPI would make of ``document`` through ``response_model=Train``."""
+    content = schemas.Train.model_validate(document).model_dump(mode="json", by_alias=True)
+    return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
 def _asks(customers: list[schemas.CustomerAsk]) -> list[CustomerAsk]:
     return [CustomerAsk(ask.name, ask.weight, ask.note) for ask in customers]
 
@@ -78,9 +85,11 @@ def list_trains(
     response_model=schemas.Train,
     responses=READ_PROBLEMS,
 )
-def get_train(
-    _reader: ProjectionReader, queries: QueriesDep, train: TrainPath, at: At
-) -> dict[str, Any]:
+def get_train(_reader: ProjectionReader, queries: QueriesDep, train: TrainPath, at: At) -> Any:
+    if at.is_now:
+        # The current document is validated and rendered once per projection state, not
+        # once per request; response_model still documents the body.
+        return Response(queries.train_rendered(train, _train_body), media_type="application/json")
     return queries.train(train, at)
 
 
