@@ -29,7 +29,7 @@ from enum import StrEnum
 
 import orjson
 import sqlalchemy.exc
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -196,9 +196,7 @@ class IdempotencyKeys:
             connection.execute(
                 update(table)
                 .where(
-                    table.c.principal == principal,
-                    table.c.key == key,
-                    table.c.status == ClaimStatus.PENDING,
+                    _pending(principal, key),
                 )
                 .values(
                     status=ClaimStatus.DONE,
@@ -216,9 +214,7 @@ class IdempotencyKeys:
             connection.execute(
                 update(table)
                 .where(
-                    table.c.principal == principal,
-                    table.c.key == key,
-                    table.c.status == ClaimStatus.PENDING,
+                    _pending(principal, key),
                     table.c.claimed_at == lease.claimed_at,
                 )
                 .values(status=ClaimStatus.FAILED)
@@ -380,3 +376,11 @@ class IdempotencyMiddleware:
             if slot.request is not None:
                 await run_in_threadpool(slot.request.abandon)
             raise
+
+
+def _pending(principal: str, key: str) -> ColumnElement[bool]:
+    """The claim of ``key`` by ``principal``, while it still waits for its answer."""
+    table = idempotency_keys
+    return and_(
+        table.c.principal == principal, table.c.key == key, table.c.status == ClaimStatus.PENDING
+    )

@@ -70,6 +70,22 @@ def start_ledger(*arguments: str, env: dict[str, str], cwd: Path) -> subprocess.
     )
 
 
+def serve_ledger(
+    env: dict[str, str], cwd: Path, log_path: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``ledger serve`` on a free loopback port, its output in ``log_path``; and its URL."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [ledger_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return process, f"http://127.0.0.1:{port}"
+
+
 def finish(process: subprocess.Popen[str]) -> str:
     """Wait for a ``ledger`` command that must succeed; its standard output."""
     stdout, stderr = process.communicate(timeout=120)
@@ -135,16 +151,7 @@ def served(
             )
             for role in ROLES
         }
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [ledger_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                cwd=workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        process, base_url = serve_ledger(env, workdir, log_path)
         try:
             tokens = {role: finish(command).strip() for role, command in creating.items()}
             wait_until_ready(process, base_url, log_path)

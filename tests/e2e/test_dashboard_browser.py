@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,8 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.e2e.conftest import (
     SERVER_LOG,
     finish,
-    free_port,
-    ledger_command,
+    serve_ledger,
     start_ledger,
     stop,
     wait_until_ready,
@@ -58,18 +56,9 @@ def dashboard(
     token = finish(
         start_ledger("token", "create", "--name", "pm", "--role", "reader", env=env, cwd=workdir)
     ).strip()
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     log_path = workdir / "serve.log"
     request.node.stash[SERVER_LOG] = log_path  # shown beneath a failing test (conftest)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [ledger_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process, base_url = serve_ledger(env, workdir, log_path)
     try:
         wait_until_ready(process, base_url, log_path)
         calendar = caught_up_calendar(base_url, token)
