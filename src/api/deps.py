@@ -26,6 +26,8 @@ from api.idempotency import (
 from api.resources import Resources
 from api.schemas import MAX_POSITION, Moment
 from api.tokens import Principal, Role, authenticate
+from integrations.inbox import Inbox
+from integrations.receiving import Webhooks
 from ledger.application import CommandContext, ReleaseLedger
 from ledger.metadata import Source
 from projections.projectors import PROJECTION_NAMES
@@ -65,9 +67,19 @@ async def get_engine(resources: ResourcesDep) -> Engine:
     return resources.engine
 
 
+async def get_inbox(resources: ResourcesDep) -> Inbox:
+    return resources.inbox
+
+
+async def get_webhooks(resources: ResourcesDep) -> Webhooks:
+    return resources.webhooks
+
+
 LedgerDep = Annotated[ReleaseLedger, Depends(get_ledger)]
 QueriesDep = Annotated[ProjectionQueries, Depends(get_queries)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+InboxDep = Annotated[Inbox, Depends(get_inbox)]
+WebhooksDep = Annotated[Webhooks, Depends(get_webhooks)]
 
 
 # ------------------------------------------------------------- authentication
@@ -116,8 +128,13 @@ async def require_writer(principal: PrincipalDep) -> Principal:
     return _check_role(principal, Role.WRITER)
 
 
+async def require_admin(principal: PrincipalDep) -> Principal:
+    return _check_role(principal, Role.ADMIN)
+
+
 Reader = Annotated[Principal, Depends(require_reader)]
 Writer = Annotated[Principal, Depends(require_writer)]
+Admin = Annotated[Principal, Depends(require_admin)]
 
 
 # ---------------------------------------------------------------- projections

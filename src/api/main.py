@@ -17,7 +17,7 @@ from api.resources import lifespan
 from api.responses import PROBLEM_MEDIA_TYPE, ORJSONResponse
 from api.routers import api_router
 from api.routers.dashboard import install_dashboard
-from api.security import SecurityHeaders
+from api.security import SecurityHeaders, redact_access_log
 from ledger.config import Settings
 
 API_VERSION = "1.0.0"
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=ORJSONResponse,
     )
     app.state.settings = settings or Settings()
+    redact_access_log()
     install_error_handlers(app)
     # Inside the size limit, outside the exception handlers: it keeps refusals' answers.
     app.add_middleware(IdempotencyMiddleware)

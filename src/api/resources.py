@@ -17,6 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.metrics import ApiMetrics, MeteredLedger
 from api.positions import PositionReader
+from integrations.config import IntegrationsConfig, qtest_client, webhook_secrets
+from integrations.inbox import Inbox
+from integrations.processor import InboxProcessor, InboxWorker
+from integrations.receiving import Webhooks
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
 from projections.background import BackgroundProjector
@@ -33,10 +37,15 @@ class Resources:
     queries: ProjectionQueries
     projector: BackgroundProjector
     positions: PositionReader
+    inbox: Inbox
+    webhooks: Webhooks
+    worker: InboxWorker
 
     @classmethod
     def open(cls, settings: Settings, metrics: ApiMetrics | None = None) -> Resources:
         database = Database.from_url(settings.database_url)
+        # A wrong mapping file is refused before anything starts.
+        integrations = IntegrationsConfig.load(settings.integrations_file)
         ledger = (
             ReleaseLedger.from_settings(settings)
             if metrics is None
@@ -56,10 +65,26 @@ class Resources:
             raise
         queries = ProjectionQueries(engine, ledger)
         positions = PositionReader(ledger, engine)
-        return cls(settings, database, ledger, engine, queries, projector, positions)
+        inbox = Inbox(engine)
+        worker = InboxWorker(InboxProcessor(ledger, engine, integrations, qtest_client(settings)))
+        webhooks = Webhooks(inbox, webhook_secrets(settings), on_stored=worker.wake)
+        worker.start()
+        return cls(
+            settings,
+            database,
+            ledger,
+            engine,
+            queries,
+            projector,
+            positions,
+            inbox,
+            webhooks,
+            worker,
+        )
 
     def close(self) -> None:
         try:
+            self.worker.stop()
             self.projector.stop()
         finally:
             self.engine.dispose()

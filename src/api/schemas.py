@@ -531,7 +531,7 @@ class Problem(Out):
 
 _PROBLEM_DESCRIPTIONS = {
     400: "malformed JSON",
-    401: "no or invalid bearer token",
+    401: "no or invalid bearer token, or webhook signature",
     403: "the token's role may not do this",
     404: "unknown train, feature or gate",
     409: "refused by the current state of the ledger",
@@ -552,3 +552,42 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+# --------------------------------------------------------------- integrations
+
+DeliveryStatusName = Literal["pending", "applied", "ignored", "failed"]
+IntegrationName = Literal["jira", "qtest"]
+
+
+class DeliveryReceipt(Out):
+    """A webhook delivery stored in the inbox (or found there already)."""
+
+    delivery: int = Field(description="the inbox id, for `GET /v1/inbox/{delivery}`")
+    delivery_key: str = Field(description="the identity deliveries are deduplicated on")
+    duplicate: bool = Field(description="true when this delivery was already stored")
+
+
+class InboxDelivery(Out):
+    id: int
+    integration: IntegrationName
+    delivery_key: str
+    event_type: str
+    received_at: Timestamp
+    status: DeliveryStatusName
+    reason: str | None = Field(description="why it failed, was ignored or waits; what it did")
+    attempts: int
+    next_attempt_at: Timestamp
+    processed_at: Timestamp | None
+    positions: list[int] = Field(description="positions of the events it recorded")
+
+
+class InboxDeliveryDetail(InboxDelivery):
+    headers: dict[str, str]
+    payload: Any = Field(description="the body as received, parsed")
+
+
+class InboxPage(Out):
+    items: list[InboxDelivery]
+    next_cursor: int | None = Field(description="pass as `after` for the next page")
+    counts: dict[str, int] = Field(description="deliveries per status, over the whole inbox")

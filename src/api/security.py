@@ -1,4 +1,4 @@
-"""Headers every answer carries, for browsers on the dashboard and anyone else.
+"""Headers every answer carries, and no secret in the access log.
 
 The API sets no CORS headers at all, so browsers keep other sites' pages from reading it
 (CORS is off unless a deployment adds it in front). The dashboard is never to be framed
@@ -7,6 +7,9 @@ to the sites it links to.
 """
 
 from __future__ import annotations
+
+import logging
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,3 +41,26 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+SECRET_QUERY = re.compile(r"(?i)\b(token)=[^&\s]*")
+ACCESS_LOGGER = "uvicorn.access"
+
+
+class RedactSecrets(logging.Filter):
+    """Mask URL tokens (QTest's ``?token=``) in access log lines, which print the query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                SECRET_QUERY.sub(r"\1=***", item) if isinstance(item, str) else item
+                for item in record.args
+            )
+        return True
+
+
+def redact_access_log() -> None:
+    """Put ``RedactSecrets`` on the access logger, once per process."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(known, RedactSecrets) for known in logger.filters):
+        logger.addFilter(RedactSecrets())

@@ -535,6 +535,15 @@ class ReleaseLedger(Application[UUID]):
         """One feature's current state."""
         return self._feature(key).as_dict()
 
+    def recorded(self, source_ref: str) -> bool:
+        """Whether a command with this ``source_ref`` has been recorded."""
+        return self._exists(source_reference_stream_id(source_ref))
+
+    def is_planned(self, train: str) -> bool:
+        """Whether ``train`` is a train id that has been planned."""
+        check_train_id(train)
+        return self._exists(train_stream_id(train))
+
     # =============================================================== machinery
 
     def _execute(

@@ -27,6 +27,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from api.tokens import create_token, revoke_token
+from integrations.config import IntegrationsConfig, qtest_client
+from integrations.inbox import DeliveryStatus, Inbox, Integration
+from integrations.processor import InboxProcessor
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
 from ledger.demo import demo_steps, load_demo
@@ -384,6 +387,63 @@ def token_revoke(
     console.print(f"revoked token {name}" if changed else f"token {name} was already revoked")
 
 
+inbox_app = typer.Typer(
+    name="inbox",
+    help="The webhook inbox: what deliveries became; map them again.",
+    no_args_is_help=True,
+)
+app.add_typer(inbox_app, name="inbox")
+
+
+@inbox_app.command("status")
+def inbox_status() -> None:
+    """Deliveries per status."""
+    with opened_projections() as (_, engine):
+        counts = Inbox(engine).counts()
+    table = Table("status", "deliveries")
+    for status, count in counts.items():
+        table.add_row(status, f"{count:,}")
+    Console().print(table)
+
+
+@inbox_app.command("reprocess")
+def inbox_reprocess(
+    status: Annotated[
+        list[str] | None,
+        typer.Option(help="which deliveries to map again (repeatable; default: failed)"),
+    ] = None,
+    integration: Annotated[str | None, typer.Option(help="jira or qtest (default: both)")] = None,
+    delivery: Annotated[list[int] | None, typer.Option(help="one inbox id (repeatable)")] = None,
+) -> None:
+    """Map deliveries again after a configuration change; nothing is recorded twice."""
+    try:
+        statuses = [DeliveryStatus(name) for name in status or ["failed"]]
+        which = Integration(integration) if integration else None
+    except ValueError as error:
+        fail(str(error))
+    settings, _ = configured()
+    try:
+        config = IntegrationsConfig.load(settings.integrations_file)
+    except LedgerError as error:
+        fail(error.detail)
+    with opened_projections() as (ledger, engine):
+        reopened = Inbox(engine).reopen(
+            delivery_ids=delivery or None, statuses=statuses, integration=which
+        )
+        processor = InboxProcessor(ledger, engine, config, qtest_client(settings))
+        try:
+            done = processor.drain()
+        finally:
+            processor.close()
+        counts = Inbox(engine).counts()
+    console.print(
+        f"mapped {reopened:,} deliveries again: {done.settled:,} settled, "
+        f"{done.postponed:,} waiting to retry, {done.qa_runs:,} QA runs recorded; "
+        + ", ".join(f"{name} {count:,}" for name, count in counts.items()),
+        highlight=False,
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -407,6 +467,7 @@ def serve(
         engine = engine_for(database)
         login = None
         try:
+            IntegrationsConfig.load(settings.integrations_file)
             prepare(engine, database)
             # Like Jupyter: a fresh reader token in the link's fragment, which browsers
             # never send, so it stays out of access logs; an in-memory ledger keeps none.

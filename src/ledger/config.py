@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.exceptions import ConfigurationError
@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
     qa_target: float = Field(default=DEFAULT_QA_TARGET, gt=0, le=100)
     aggregate_cache_size: int = Field(default=1000, ge=0)
+    # Integrations (SPEC §6): their own credentials, never a person's token. Without a
+    # secret a webhook is taken unsigned, which suits a laptop and nothing else.
+    jira_webhook_secret: SecretStr | None = None
+    qtest_webhook_secret: SecretStr | None = None
+    qtest_base_url: str | None = None
+    qtest_token: SecretStr | None = None
+    integrations_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -322,4 +323,59 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("claimed_at", UTCDateTime(), nullable=False),
     Column("completed_at", UTCDateTime(), nullable=True),
+)
+
+# Not projections: the webhook inbox and what QTest told us. Every verified delivery is
+# stored here first, raw, and mapped to ledger commands from here (``integrations``).
+# A delivery's identity is unique per integration, so a retried delivery is stored once.
+DeliveryId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite numbers only INTEGER keys
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", DeliveryId, primary_key=True, autoincrement=True),
+    Column("integration", String(16), nullable=False),
+    Column("delivery_key", String(200), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("processed_at", UTCDateTime(), nullable=True),
+    Column("positions", JSON, nullable=True),
+    Index("ux_webhook_deliveries_key", "integration", "delivery_key", unique=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at", "id"),
+)
+
+# Each QTest test run once, at the latest status QTest gave us: the cycle's totals are
+# counted from here, so a test run logged many times counts once.
+qtest_test_runs = Table(
+    "qtest_test_runs",
+    metadata,
+    Column("project_id", BigInteger, primary_key=True),
+    Column("test_run_id", BigInteger, primary_key=True),
+    Column("train", String(64), nullable=False),
+    Column("cycle", String(16), nullable=False),
+    Column("test_log_id", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_name", String(64), nullable=False),
+    Column("executed_at", UTCDateTime(), nullable=True),
+    Column("build", Text, nullable=True),
+    Column("delivery_id", DeliveryId, nullable=False),
+    Index("ix_qtest_test_runs_cycle", "train", "cycle", "status"),
+)
+
+# A (train, cycle) whose test runs changed (``revision``) since its totals were last
+# recorded as a QA run (``recorded_revision``): the inbox worker records it again.
+qtest_cycle_tallies = Table(
+    "qtest_cycle_tallies",
+    metadata,
+    Column("train", String(64), primary_key=True),
+    Column("cycle", String(16), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("recorded_revision", Integer, nullable=False),
+    Column("reason", Text, nullable=True),
 )

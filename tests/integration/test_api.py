@@ -759,6 +759,11 @@ def test_the_openapi_document_names_every_operation_and_its_problems(sqlite_api:
         "getFeatureJourney",
         "listAudit",
         "listEvents",
+        "receiveJiraWebhook",
+        "receiveQTestWebhook",
+        "listInbox",
+        "getInboxDelivery",
+        "retryInboxDelivery",
         "checkLiveness",
         "checkReadiness",
     } == operations

@@ -1,0 +1,264 @@
+"""The webhook inbox: every verified delivery, stored raw before anything else happens.
+
+A delivery is acknowledged once its row is committed, so a crash after the 202 loses
+nothing; mapping it to ledger commands happens later, from here. Its identity is unique
+per integration, so a retried delivery is stored once. Workers take due deliveries with
+a lease (``next_attempt_at`` moves past the lease), so a worker that dies mid-way leaves
+them due again, and several server processes never take the same delivery at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from projections.tables import webhook_deliveries
+
+LEASE = timedelta(seconds=60)
+"""How long a taken delivery is left to its worker before another may take it."""
+
+
+class Integration(StrEnum):
+    JIRA = "jira"
+    QTEST = "qtest"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    IGNORED = "ignored"
+    """Stored on purpose without an event: a kind of delivery the ledger does not map."""
+    FAILED = "failed"
+    """Could not be mapped (see its reason); ``retry`` maps it again."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One stored webhook delivery and what became of it."""
+
+    id: int
+    integration: Integration
+    delivery_key: str
+    event_type: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: datetime
+    status: DeliveryStatus
+    reason: str | None
+    attempts: int
+    next_attempt_at: datetime
+    processed_at: datetime | None
+    positions: tuple[int, ...]
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Delivery:
+        return cls(
+            id=row.id,
+            integration=Integration(row.integration),
+            delivery_key=row.delivery_key,
+            event_type=row.event_type,
+            headers=dict(row.headers),
+            body=bytes(row.body),
+            received_at=row.received_at,
+            status=DeliveryStatus(row.status),
+            reason=row.reason,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            processed_at=row.processed_at,
+            positions=tuple(row.positions or ()),
+        )
+
+    def payload(self) -> Any:
+        """The body as JSON (the route stored only bodies that parse)."""
+        return orjson.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What became of a delivery: applied, ignored or failed, with why and which events."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    reason: str | None = None
+    positions: tuple[int, ...] = ()
+
+
+class Inbox:
+    """The ``webhook_deliveries`` table: store, take due, settle, find, reopen."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def receive(
+        self,
+        integration: Integration,
+        delivery_key: str,
+        event_type: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> tuple[int, bool]:
+        """Store a delivery once: its id, and whether it is new."""
+        now = utc_now()
+        values = {
+            "integration": str(integration),
+            "delivery_key": delivery_key,
+            "event_type": event_type,
+            "headers": dict(headers),
+            "body": body,
+            "received_at": now,
+            "status": str(DeliveryStatus.PENDING),
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        insert = (
+            postgresql.insert(webhook_deliveries)
+            if self.engine.dialect.name == "postgresql"
+            else sqlite.insert(webhook_deliveries)
+        )
+        statement = (
+            insert.values(values)
+            .on_conflict_do_nothing(index_elements=["integration", "delivery_key"])
+            .returning(webhook_deliveries.c.id)
+        )
+        with self.engine.begin() as connection:
+            stored = connection.execute(statement).scalar_one_or_none()
+            if stored is not None:
+                return stored, True
+            known = connection.execute(
+                select(webhook_deliveries.c.id).where(
+                    webhook_deliveries.c.integration == str(integration),
+                    webhook_deliveries.c.delivery_key == delivery_key,
+                )
+            ).scalar_one()
+        return known, False
+
+    def take_due(self, integration: Integration, limit: int) -> list[Delivery]:
+        """Lease up to ``limit`` due pending deliveries, oldest first."""
+        now = utc_now()
+        due = (
+            select(webhook_deliveries.c.id)
+            .where(
+                webhook_deliveries.c.status == str(DeliveryStatus.PENDING),
+                webhook_deliveries.c.next_attempt_at <= now,
+                webhook_deliveries.c.integration == str(integration),
+            )
+            .order_by(webhook_deliveries.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(webhook_deliveries)
+            .where(webhook_deliveries.c.id.in_(due.scalar_subquery()))
+            .values(
+                attempts=webhook_deliveries.c.attempts + 1,
+                next_attempt_at=now + LEASE,
+            )
+            .returning(*webhook_deliveries.c)
+        )
+        with self.engine.begin() as connection:
+            rows = connection.execute(statement).all()
+        return sorted((Delivery.from_row(row) for row in rows), key=lambda item: item.id)
+
+    def settle(
+        self, settlements: Iterable[Settlement], connection: Connection | None = None
+    ) -> None:
+        """Record what became of deliveries (in ``connection``'s transaction if given)."""
+        if connection is None:
+            with self.engine.begin() as own:
+                self.settle(settlements, own)
+            return
+        now = utc_now()
+        for settlement in settlements:
+            connection.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id == settlement.delivery_id)
+                .values(
+                    status=str(settlement.status),
+                    reason=settlement.reason,
+                    positions=list(settlement.positions),
+                    processed_at=now,
+                )
+            )
+
+    def postpone(self, delivery_ids: Sequence[int], reason: str, delay: timedelta) -> None:
+        """Leave deliveries pending, due again after ``delay``, saying why they wait."""
+        if not delivery_ids:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id.in_(list(delivery_ids)))
+                .values(reason=reason, next_attempt_at=utc_now() + delay)
+            )
+
+    def reopen(
+        self,
+        *,
+        delivery_ids: Sequence[int] | None = None,
+        statuses: Sequence[DeliveryStatus] = (DeliveryStatus.FAILED,),
+        integration: Integration | None = None,
+    ) -> int:
+        """Make deliveries pending and due now, to be mapped again; how many were."""
+        conditions: list[ColumnElement[bool]] = [
+            webhook_deliveries.c.status.in_([str(status) for status in statuses])
+        ]
+        if delivery_ids is not None:
+            conditions.append(webhook_deliveries.c.id.in_(list(delivery_ids)))
+        if integration is not None:
+            conditions.append(webhook_deliveries.c.integration == str(integration))
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(webhook_deliveries)
+                .where(*conditions)
+                .values(status=str(DeliveryStatus.PENDING), next_attempt_at=utc_now())
+            )
+        return result.rowcount
+
+    def get(self, delivery_id: int) -> Delivery | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
+            ).one_or_none()
+        return None if row is None else Delivery.from_row(row)
+
+    def find(
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        integration: Integration | None = None,
+        event_type: str | None = None,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries in the order received, after the cursor ``after`` (an id)."""
+        statement = select(webhook_deliveries).order_by(webhook_deliveries.c.id).limit(limit)
+        if status is not None:
+            statement = statement.where(webhook_deliveries.c.status == str(status))
+        if integration is not None:
+            statement = statement.where(webhook_deliveries.c.integration == str(integration))
+        if event_type is not None:
+            statement = statement.where(webhook_deliveries.c.event_type == event_type)
+        if after is not None:
+            statement = statement.where(webhook_deliveries.c.id > after)
+        with self.engine.connect() as connection:
+            return [Delivery.from_row(row) for row in connection.execute(statement)]
+
+    def counts(self) -> dict[str, int]:
+        """Deliveries per status."""
+        statement = select(webhook_deliveries.c.status, func.count()).group_by(
+            webhook_deliveries.c.status
+        )
+        with self.engine.connect() as connection:
+            found: dict[str, int] = {row[0]: row[1] for row in connection.execute(statement)}
+        return {str(status): found.get(str(status), 0) for status in DeliveryStatus}

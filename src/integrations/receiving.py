@@ -1,0 +1,155 @@
+"""Receiving a webhook: verify it, find its identity, store it raw. Mapping comes later.
+
+Jira deliveries are known by ``X-Atlassian-Webhook-Identifier``, which its retries
+repeat. QTest sends no delivery id: a delivery is its event type, the test log it names
+and its timestamp. A delivery without those is known by the SHA-256 of its body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from integrations import signatures
+from integrations.inbox import Inbox, Integration
+
+JIRA_DELIVERY_HEADER = "x-atlassian-webhook-identifier"
+JIRA_SIGNATURE_HEADER = "x-hub-signature"
+QTEST_SIGNATURE_HEADER = "x-qtest-signature"
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    JIRA_DELIVERY_HEADER,
+    "x-atlassian-webhook-retry",
+    "x-atlassian-webhook-flow",
+)
+"""What the inbox keeps of a delivery's headers besides how it was verified: never a secret."""
+VERIFIED_HEADER = "x-ledger-verified"
+MAX_KEY_LENGTH = 200
+MAX_EVENT_TYPE_LENGTH = 100
+
+
+class Unverified(Exception):
+    """The delivery's signature or URL token is missing or wrong: nothing was stored."""
+
+
+class MalformedDelivery(Exception):
+    """The body is not JSON: nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """A delivery in the inbox: its id, its identity, and whether it was there already."""
+
+    delivery: int
+    delivery_key: str
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class WebhookSecrets:
+    """Each integration's own secret; None takes deliveries unsigned."""
+
+    jira: str | None = None
+    qtest: str | None = None
+
+
+class Webhooks:
+    """The door for Jira and QTest deliveries into the inbox."""
+
+    def __init__(
+        self, inbox: Inbox, secrets: WebhookSecrets, on_stored: Callable[[], None] = lambda: None
+    ) -> None:
+        self.inbox = inbox
+        self.secrets = secrets
+        self.on_stored = on_stored
+
+    def receive_jira(self, body: bytes, headers: Mapping[str, str]) -> Received:
+        verified = "unsigned"
+        if self.secrets.jira:
+            if not signatures.verify_jira(
+                self.secrets.jira, body, headers.get(JIRA_SIGNATURE_HEADER)
+            ):
+                raise Unverified(
+                    "X-Hub-Signature is missing or is not sha256=<HMAC of the body> "
+                    "under the configured Jira secret"
+                )
+            verified = "signature"
+        payload = _json(body)
+        event_type = _text(_field(payload, "webhookEvent"))
+        key = headers.get(JIRA_DELIVERY_HEADER) or _body_key(body)
+        return self._store(Integration.JIRA, key, event_type, headers, verified, body)
+
+    def receive_qtest(
+        self, body: bytes, headers: Mapping[str, str], url_token: str | None
+    ) -> Received:
+        verified = "unsigned"
+        if self.secrets.qtest:
+            if signatures.verify_qtest(
+                self.secrets.qtest, body, headers.get(QTEST_SIGNATURE_HEADER)
+            ):
+                verified = "signature"
+            elif signatures.same_token(self.secrets.qtest, url_token):
+                verified = "url-token"
+            else:
+                raise Unverified(
+                    "x-qtest-signature is missing or is not the HMAC-SHA256 of the body under "
+                    "the configured QTest secret, and no valid ?token= was given"
+                )
+        payload = _json(body)
+        event_type = _text(_field(payload, "event_type"))
+        testlog = _field(payload, "testlog")
+        log_id = _field(testlog, "id")
+        stamp = _field(payload, "event_timestamp")
+        key = (
+            f"{event_type}:{_text(log_id)}:{_text(stamp)}"
+            if log_id is not None and stamp is not None
+            else _body_key(body)
+        )
+        return self._store(Integration.QTEST, key, event_type, headers, verified, body)
+
+    def _store(
+        self,
+        integration: Integration,
+        key: str,
+        event_type: str,
+        headers: Mapping[str, str],
+        verified: str,
+        body: bytes,
+    ) -> Received:
+        if len(key) > MAX_KEY_LENGTH:
+            key = _body_key(key.encode())
+        kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+        kept[VERIFIED_HEADER] = verified
+        delivery, new = self.inbox.receive(
+            integration, key, event_type[:MAX_EVENT_TYPE_LENGTH] or "unknown", kept, body
+        )
+        if new:
+            self.on_stored()
+        return Received(delivery, key, duplicate=not new)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise MalformedDelivery(f"the body is not JSON: {error}") from None
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else None
+
+
+def _text(value: Any) -> str:
+    """A scalar as text; ids arrive as numbers or strings, sometimes as neither."""
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value)
+
+
+def _body_key(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
