@@ -24,6 +24,11 @@ import pytest
 from tests.api_client import ApiClient
 from tests.conftest import fresh_database
 
+WEBHOOK_SECRETS = {
+    "LEDGER_JIRA_WEBHOOK_SECRET": "e2e-jira-secret-4f1c",
+    "LEDGER_QTEST_WEBHOOK_SECRET": "e2e-qtest-secret-9b2d",
+}
+"""The integrations' own secrets: unsigned webhooks are refused, as in production."""
 ROLES = ("reader", "writer", "admin")
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -141,7 +146,7 @@ def served(
     request.node.stash[SERVER_LOG] = log_path
     with fresh_database(postgres_server) as database_url:
         # The working directory keeps a developer's .env out of the served settings.
-        env = {**os.environ, "LEDGER_DATABASE_URL": database_url}
+        env = {**os.environ, "LEDGER_DATABASE_URL": database_url, **WEBHOOK_SECRETS}
         finish(start_ledger("db", "upgrade", env=env, cwd=workdir))
         # Each command spends its time importing, so the tokens and the server start
         # together: the server reads tokens per request, not at startup.
@@ -161,8 +166,9 @@ def served(
         finally:
             stop(process)
     # Every request of the module carried one of these; none may reach the log.
-    leaked = [role for role, token in tokens.items() if token in log_path.read_text()]
-    assert not leaked, f"the {', '.join(leaked)} token appears in the server log {log_path}"
+    secrets = tokens | WEBHOOK_SECRETS
+    leaked = [name for name, secret in secrets.items() if secret in log_path.read_text()]
+    assert not leaked, f"the {', '.join(leaked)} secret appears in the server log {log_path}"
 
 
 @pytest.hookimpl(wrapper=True)

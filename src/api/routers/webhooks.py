@@ -92,7 +92,7 @@ async def receive_jira(request: Request, webhooks: WebhooksDep) -> schemas.Deliv
     "test log id and timestamp. 202 once stored.",
     status_code=202,
     response_model=schemas.DeliveryReceipt,
-    responses=problems(400, 401, 413),
+    responses=problems(400, 401, 413, 422),
     openapi_extra=_body("the webhook's JSON, exactly as QTest sent it", QTEST_EXAMPLE),
 )
 async def receive_qtest(
