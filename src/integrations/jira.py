@@ -4,8 +4,8 @@ Mapping a delivery takes two steps. ``plan_jira_delivery`` reads the payload alo
 and says what it asks for: a feature joining, leaving or moving between trains, a train to
 plan, a train released — or why it asks for nothing. ``apply_jira_delivery`` then looks at
 the trains concerned and records each planned command with ``source_ref``
-``jira:<delivery id>:<changelog id>:<n>``, so mapping the same delivery again replays the
-earlier result instead of recording twice.
+``jira:<delivery id>:<changelog id>:<n>`` (n counts the delivery's commands from 1), so
+mapping the same delivery again replays the earlier result instead of recording twice.
 
 What each event becomes:
 
@@ -264,6 +264,8 @@ class JiraPlan:
 
 @dataclass(frozen=True)
 class JiraOutcome:
+    """What a delivery became, for the inbox: applied (with its events) or ignored, and why."""
+
     applied: bool
     """False: stored but ignored, no event on purpose."""
     reason: str | None
@@ -514,7 +516,7 @@ def apply_jira_delivery(
     positions: list[int] = []
     summaries: list[str] = []
     applied = False
-    for number, command in enumerate(plan.commands):
+    for number, command in enumerate(plan.commands, start=1):
         context = CommandContext(
             recorded_by=recorded_by,
             source=Source.JIRA,
