@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from integrations.inbox import Inbox
+from integrations.receiving import Webhooks, WebhookSecrets
 from ledger.cli import app
-from tests.conftest import open_ledger
+from ledger.config import Database
+from projections.schema import engine_for, prepare
+from tests.conftest import at, open_ledger
 from tests.scenarios import plan_scoped_train, tamper
 
 
@@ -150,3 +155,62 @@ def test_projection_commands_show_status_catch_up_rebuild_and_replay(
     assert "DEDUP-7 (anchor)" in board.output
     assert unknown.exit_code == 1
     assert "no projection 'nope'" in unknown.output
+
+
+def test_inbox_reprocess_maps_deliveries_again_after_a_mapping_change(
+    runner: CliRunner, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A move between "Objects" versions maps to no train until the file names them; then moves."""
+    ledger = open_ledger(sqlite_url)
+    ledger.plan_train("5.6", "major", "Ada Planner", context=at(40))
+    ledger.close()
+    engine = engine_for(Database.from_url(sqlite_url))
+    prepare(engine, Database.from_url(sqlite_url))
+    move = {
+        "timestamp": int(datetime.now(UTC).timestamp() * 1000) - 60_000,
+        "webhookEvent": "jira:issue_updated",
+        "user": {"displayName": "Maria Lopez"},
+        "issue": {"key": "DEDUP-7", "fields": {"summary": "Inline deduplication"}},
+        "changelog": {
+            "id": "20001",
+            "items": [
+                {"fieldId": "fixVersions", "fromString": "Objects 5.5", "toString": None},
+                {"fieldId": "fixVersions", "fromString": None, "toString": "Objects 5.6"},
+            ],
+        },
+    }
+    Webhooks(Inbox(engine), WebhookSecrets()).receive_jira(
+        json.dumps(move).encode(), {"x-atlassian-webhook-identifier": "hook-20001"}
+    )
+    engine.dispose()
+    mapping = tmp_path / "integrations.toml"
+    mapping.write_text('[jira]\nversions = { "Objects 5.5" = "5.5", "Objects 5.6" = "5.6" }\n')
+    env = {"LEDGER_DATABASE_URL": sqlite_url}
+
+    first = runner.invoke(app, ["inbox", "reprocess"], env=env)
+    again = runner.invoke(
+        app,
+        ["inbox", "reprocess", "--status", "ignored", "--status", "failed"],
+        env=env | {"LEDGER_INTEGRATIONS_FILE": str(mapping)},
+    )
+    status = runner.invoke(app, ["inbox", "status"], env=env)
+
+    assert first.exit_code == 0, first.output
+    assert "ignored 1" in first.output
+    assert again.exit_code == 0, again.output
+    assert "mapped 1 deliveries again" in again.output
+    assert "applied 1" in again.output
+    assert "applied" in status.output
+    reopened = open_ledger(sqlite_url)
+    assert reopened.feature("DEDUP-7")["train"] == "5.6"
+    reopened.close()
+
+
+def test_inbox_reprocess_refuses_an_unknown_status(runner: CliRunner, sqlite_url: str) -> None:
+    """A status that is not pending, applied, ignored or failed is one clear line."""
+    result = runner.invoke(
+        app, ["inbox", "reprocess", "--status", "lost"], env={"LEDGER_DATABASE_URL": sqlite_url}
+    )
+
+    assert result.exit_code == 1
+    assert "'lost' is not a valid DeliveryStatus" in result.output
