@@ -101,7 +101,7 @@ class ApiMetrics:
 
 
 class ProjectionCollector(Collector):
-    """The log's head and each projection's position and lag, read at scrape time.
+    """The log's head, each projection's position and lag, and the inbox, read at scrape time.
 
     A scrape while the database is down still answers, within ``POSITIONS_TIMEOUT``:
     ``ledger_database_up`` is 0 and the positions are left out rather than reported
@@ -119,20 +119,22 @@ class ProjectionCollector(Collector):
         try:
             if resources is None:
                 raise LookupError("the app has not started")
-            head, statuses = resources.positions.read(POSITIONS_TIMEOUT)
+            read = resources.positions.read(POSITIONS_TIMEOUT)
         except TimeoutError:
             log.warning("metrics: no answer from the database in %g s", POSITIONS_TIMEOUT)
             return [_down()]
         except Exception as error:  # any failure to reach the database: report it as down
             log.warning("metrics could not read the projections' positions: %s", error)
             return [_down()]
-        up, head_family, positions, lags = _families()
+        up, head_family, positions, lags, inbox = _families()
         up.add_metric([], 1)
-        head_family.add_metric([], head)
-        for status in statuses:
+        head_family.add_metric([], read.head)
+        for status in read.projections:
             positions.add_metric([status.name], status.position)
             lags.add_metric([status.name], status.lag)
-        return [up, head_family, positions, lags]
+        for name, count in read.inbox.items():
+            inbox.add_metric([name], count)
+        return [up, head_family, positions, lags, inbox]
 
 
 def _down() -> GaugeMetricFamily:
@@ -156,6 +158,11 @@ def _families() -> list[GaugeMetricFamily]:
             "ledger_projection_lag_events",
             "Events each projection trails the log's head by",
             labels=["projection"],
+        ),
+        GaugeMetricFamily(
+            "ledger_inbox_deliveries",
+            "Webhook deliveries in the inbox by status (pending ones are still to be mapped)",
+            labels=["status"],
         ),
     ]
 

@@ -1,4 +1,4 @@
-"""The log's head and each projection's position, read with a bound on the wait.
+"""The log's head, each projection's position and the inbox, read with a bound on the wait.
 
 ``/readyz`` and ``/metrics`` must answer while the database is down. An unreachable
 server can hold a read for tens of seconds (the connection pools wait for a
@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from integrations.inbox import Inbox
 from ledger.application import ReleaseLedger
 from projections.runner import ProjectionStatus, projection_status
 
-Positions = tuple[int, list[ProjectionStatus]]
+
+@dataclass(frozen=True)
+class Positions:
+    """How far the log, the projections and the webhook inbox have got."""
+
+    head: int
+    projections: list[ProjectionStatus]
+    inbox: dict[str, int]
 
 
 class PositionReader:
@@ -27,8 +36,7 @@ class PositionReader:
         self.reading: Future[Positions] | None = None
 
     def read(self, timeout: float) -> Positions:
-        """The head and the statuses; ``TimeoutError`` after ``timeout`` seconds, or the
-        database's own error."""
+        """The positions; ``TimeoutError`` after ``timeout`` seconds, or the database's error."""
         return self._reading().result(timeout=timeout)
 
     def _reading(self) -> Future[Positions]:
@@ -40,7 +48,8 @@ class PositionReader:
             def read() -> None:
                 try:
                     head = self.ledger.event_log.last_position()
-                    reading.set_result((head, projection_status(self.engine, self.ledger)))
+                    statuses = projection_status(self.engine, self.ledger)
+                    reading.set_result(Positions(head, statuses, Inbox(self.engine).counts()))
                 except BaseException as error:
                     reading.set_exception(error)
 

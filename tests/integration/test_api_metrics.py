@@ -304,3 +304,26 @@ def test_readiness_says_not_ready_in_time_while_the_database_is_down(
     assert elapsed < READY_TIMEOUT + 1
     assert ready.status_code == 503
     assert (ready.json()["status"], ready.json()["database"]) == ("not ready", False)
+
+
+def test_the_inbox_gauge_counts_deliveries_by_status(sqlite_api: Api) -> None:
+    """A stored comment event shows as pending, then as ignored once the worker maps it."""
+    stored = sqlite_api.client.post(
+        "/v1/webhooks/jira",
+        json={"webhookEvent": "comment_created", "comment": {"id": "10400"}},
+        headers={"X-Atlassian-Webhook-Identifier": "hook-comment-1"},
+    )
+    assert stored.status_code == 202, stored.text
+
+    deadline = time.monotonic() + 10
+    while (metrics := scrape(sqlite_api)).value("ledger_inbox_deliveries", status="ignored") != 1:
+        assert time.monotonic() < deadline, "the delivery was never mapped"
+        time.sleep(0.05)
+
+    assert metrics.labels("ledger_inbox_deliveries", "status") == {
+        "pending",
+        "applied",
+        "ignored",
+        "failed",
+    }
+    assert metrics.value("ledger_inbox_deliveries", status="pending") == 0

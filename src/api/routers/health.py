@@ -38,7 +38,7 @@ def liveness() -> dict[str, Any]:
 )
 def readiness(resources: ResourcesDep, response: Response) -> dict[str, Any]:
     try:
-        head, statuses = resources.positions.read(READY_TIMEOUT)
+        positions = resources.positions.read(READY_TIMEOUT)
     except Exception as error:  # any failure to reach the database, or no answer in time
         log.warning("readiness check failed: %s", error or "no answer in time")
         response.status_code = 503
@@ -50,6 +50,7 @@ def readiness(resources: ResourcesDep, response: Response) -> dict[str, Any]:
             "projections": [],
             "detail": "the database is unreachable",
         }
+    head, statuses = positions.head, positions.projections
     lagging = [status.name for status in statuses if status.lag > MAX_READY_LAG]
     if lagging:
         response.status_code = 503
