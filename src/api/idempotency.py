@@ -30,13 +30,12 @@ from enum import StrEnum
 import orjson
 import sqlalchemy.exc
 from sqlalchemy import ColumnElement, Connection, Engine, and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import RETRY_AFTER_SECONDS, ApiProblem
-from projections.tables import idempotency_keys
+from projections.tables import idempotency_keys, insert_into
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +224,8 @@ class IdempotencyKeys:
         connection: Connection, principal: str, key: str, fingerprint: str, now: datetime
     ) -> bool:
         """Insert a pending claim, or nothing when the key exists: whether it was inserted."""
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         statement = (
-            dialect.insert(idempotency_keys)
+            insert_into(idempotency_keys, connection)
             .values(
                 principal=principal,
                 key=key,

@@ -17,9 +17,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from projections.tables import webhook_deliveries
+from projections.tables import insert_into, webhook_deliveries
 
 LEASE = timedelta(seconds=60)
 """How long a taken delivery is left to its worker before another may take it."""
@@ -121,17 +120,13 @@ class Inbox:
             "attempts": 0,
             "next_attempt_at": now,
         }
-        insert = (
-            postgresql.insert(webhook_deliveries)
-            if self.engine.dialect.name == "postgresql"
-            else sqlite.insert(webhook_deliveries)
-        )
-        statement = (
-            insert.values(values)
-            .on_conflict_do_nothing(index_elements=["integration", "delivery_key"])
-            .returning(webhook_deliveries.c.id)
-        )
         with self.engine.begin() as connection:
+            statement = (
+                insert_into(webhook_deliveries, connection)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["integration", "delivery_key"])
+                .returning(webhook_deliveries.c.id)
+            )
             stored = connection.execute(statement).scalar_one_or_none()
             if stored is not None:
                 return stored, True

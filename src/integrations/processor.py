@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, func, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from integrations.config import IntegrationsConfig
 from integrations.inbox import (
@@ -47,7 +46,7 @@ from integrations.qtest import (
 from ledger.application import CommandContext, ReleaseLedger
 from ledger.exceptions import ConcurrencyConflict, InvalidCommand, LedgerError
 from ledger.metadata import Source
-from projections.tables import qtest_cycle_tallies, qtest_test_runs
+from projections.tables import insert_into, qtest_cycle_tallies, qtest_test_runs
 
 log = logging.getLogger(__name__)
 
@@ -387,11 +386,7 @@ def _store_test_runs(connection: Connection, facts: Iterable[TestRunFact]) -> se
             .with_for_update()
         )
     }
-    insert = (
-        postgresql.insert(table)
-        if connection.dialect.name == "postgresql"
-        else sqlite.insert(table)
-    )
+    insert = insert_into(table, connection)
     touched: set[tuple[str, str]] = set()
     for key, fact in newest.items():
         old = existing.get(key)
@@ -429,11 +424,7 @@ def _store_test_runs(connection: Connection, facts: Iterable[TestRunFact]) -> se
 
 def _mark_changed(connection: Connection, touched: Iterable[tuple[str, str]]) -> None:
     table = qtest_cycle_tallies
-    insert = (
-        postgresql.insert(table)
-        if connection.dialect.name == "postgresql"
-        else sqlite.insert(table)
-    )
+    insert = insert_into(table, connection)
     for train, cycle in sorted(touched):  # one order everywhere, so rival batches never deadlock
         statement = insert.values(train=train, cycle=cycle, revision=1, recorded_revision=0)
         connection.execute(

@@ -28,8 +28,6 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from ledger.aggregate import LedgerAggregate
@@ -93,11 +91,9 @@ class StreamKeys:
     def flush(self, connection: Connection) -> None:
         if self.new:
             rows = [{"stream": s, "kind": kind, "key": key} for s, (kind, key) in self.new.items()]
-            dialect_insert = (
-                postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-            )
             # Runners working side by side may each have met the same new stream.
-            connection.execute(dialect_insert(tables.stream_keys).on_conflict_do_nothing(), rows)
+            insert = tables.insert_into(tables.stream_keys, connection)
+            connection.execute(insert.on_conflict_do_nothing(), rows)
             self.new.clear()
 
 

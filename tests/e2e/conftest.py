@@ -14,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,12 +142,30 @@ def served(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     """``ledger serve`` on a new PostgreSQL database, with a token per role."""
+    with serving(request, postgres_server, tmp_path_factory) as server:
+        yield server
+
+
+@contextmanager
+def serving(
+    request: pytest.FixtureRequest,
+    postgres_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[Served]:
+    """``ledger serve`` on a new database, with ``settings`` in its environment; on
+    leaving, no token or webhook secret may be in its log."""
     workdir = tmp_path_factory.mktemp("ledger-serve")
     log_path = workdir / "serve.log"
     request.node.stash[SERVER_LOG] = log_path
     with fresh_database(postgres_server) as database_url:
         # The working directory keeps a developer's .env out of the served settings.
-        env = {**os.environ, "LEDGER_DATABASE_URL": database_url, **WEBHOOK_SECRETS}
+        env = {
+            **os.environ,
+            "LEDGER_DATABASE_URL": database_url,
+            **WEBHOOK_SECRETS,
+            **(settings or {}),
+        }
         finish(start_ledger("db", "upgrade", env=env, cwd=workdir))
         # Each command spends its time importing, so the tokens and the server start
         # together: the server reads tokens per request, not at startup.
@@ -161,11 +180,11 @@ def served(
             tokens = {role: finish(command).strip() for role, command in creating.items()}
             wait_until_ready(process, base_url, log_path)
             # trust_env off: straight to 127.0.0.1, whatever proxy the environment names.
-            with httpx.Client(base_url=base_url, timeout=30, trust_env=False) as client:
+            with httpx.Client(base_url=base_url, timeout=60, trust_env=False) as client:
                 yield Served(client, tokens, base_url, database_url, log_path)
         finally:
             stop(process)
-    # Every request of the module carried one of these; none may reach the log.
+    # Every request carried one of these; none may reach the log.
     secrets = tokens | WEBHOOK_SECRETS
     leaked = [name for name, secret in secrets.items() if secret in log_path.read_text()]
     assert not leaked, f"the {', '.join(leaked)} secret appears in the server log {log_path}"

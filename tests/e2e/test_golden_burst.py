@@ -17,22 +17,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from integrations.signatures import signature
 from ledger.application import ReleaseLedger
 from ledger.config import Settings
-from tests.conftest import at, fresh_database
-from tests.e2e.conftest import (
-    SERVER_LOG,
-    WEBHOOK_SECRETS,
-    finish,
-    serve_ledger,
-    start_ledger,
-    stop,
-    wait_until_ready,
-)
+from tests.conftest import at
+from tests.e2e.conftest import WEBHOOK_SECRETS, Served, serving
 from tests.fakes.qtest import FakeQTest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -50,12 +41,10 @@ SEED = 20261126
 
 @dataclass
 class Burst:
-    """The served ledger, its admin token, and the fake QTest it enriches from."""
+    """The served ledger and the fake QTest it enriches from."""
 
-    client: httpx.Client
-    admin: dict[str, str]
+    served: Served
     qtest: FakeQTest
-    database_url: str
 
 
 @pytest.fixture(scope="module")
@@ -65,38 +54,15 @@ def burst(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Burst]:
     """``ledger serve`` on a new database with 5.5 planned, wired to a fake QTest."""
-    workdir = tmp_path_factory.mktemp("golden-burst")
-    log_path = workdir / "serve.log"
-    request.node.stash[SERVER_LOG] = log_path  # shown beneath a failing test
-    with FakeQTest() as qtest, fresh_database(postgres_server) as database_url:
-        env = {
-            **os.environ,
-            **WEBHOOK_SECRETS,
-            "LEDGER_DATABASE_URL": database_url,
-            "LEDGER_QTEST_BASE_URL": qtest.base_url,
-            "LEDGER_QTEST_TOKEN": qtest.token,
-        }
-        finish(start_ledger("db", "upgrade", env=env, cwd=workdir))
-        admin = finish(
-            start_ledger(
-                "token", "create", "--name", "ops", "--role", "admin", env=env, cwd=workdir
-            )
-        ).strip()
-        ledger = ReleaseLedger.from_settings(Settings(database_url=database_url))
-        try:
-            ledger.plan_train("5.5", "major", "Ada Planner", context=at(90))
-        finally:
-            ledger.close()
-        process, base_url = serve_ledger(env, workdir, log_path)
-        try:
-            wait_until_ready(process, base_url, log_path)
-            limits = httpx.Limits(max_connections=SENDERS)
-            with httpx.Client(
-                base_url=base_url, timeout=60, trust_env=False, limits=limits
-            ) as client:
-                yield Burst(client, {"Authorization": f"Bearer {admin}"}, qtest, database_url)
-        finally:
-            stop(process)
+    with FakeQTest() as qtest:
+        settings = {"LEDGER_QTEST_BASE_URL": qtest.base_url, "LEDGER_QTEST_TOKEN": qtest.token}
+        with serving(request, postgres_server, tmp_path_factory, settings) as served:
+            ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
+            try:
+                ledger.plan_train("5.5", "major", "Ada Planner", context=at(90))
+            finally:
+                ledger.close()
+            yield Burst(served, qtest)
 
 
 def golden_run(qtest: FakeQTest, rng: random.Random) -> tuple[int, list[int]]:
@@ -125,7 +91,7 @@ def test_a_golden_burst_is_absorbed_and_counted_exactly(burst: Burst) -> None:
 
     def send(log: int) -> tuple[int, bool]:
         body = bodies[log]
-        response = burst.client.post(
+        response = burst.served.client.post(
             "/v1/webhooks/qtest",
             content=body,
             headers={"x-qtest-signature": signature(secret, body)},
@@ -159,7 +125,7 @@ def drained(burst: Burst) -> dict[str, int]:
     """The inbox's counts once nothing is pending (bounded)."""
     deadline = time.monotonic() + DRAIN_SECONDS
     while True:
-        response = burst.client.get("/v1/inbox", params={"limit": 1}, headers=burst.admin)
+        response = burst.served.get("/v1/inbox", role="admin", limit=1)
         assert response.status_code == 200, response.text
         counts: dict[str, int] = response.json()["counts"]
         if counts["pending"] == 0 or time.monotonic() > deadline:
@@ -169,7 +135,7 @@ def drained(burst: Burst) -> dict[str, int]:
 
 def golden_totals(burst: Burst) -> dict[str, int]:
     """The golden cycle's counts of the QA run that counts, read from the event streams."""
-    ledger = ReleaseLedger.from_settings(Settings(database_url=burst.database_url))
+    ledger = ReleaseLedger.from_settings(Settings(database_url=burst.served.database_url))
     try:
         golden = ledger.train("5.5")["qa"]["golden"]
     finally:
