@@ -84,6 +84,7 @@ class Resources:
 
     def close(self) -> None:
         try:
+            self.webhooks.close()
             self.worker.stop()
             self.projector.stop()
         finally:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, tuple_, update
 
 from projections.tables import insert_into, webhook_deliveries
 
@@ -84,6 +84,17 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Arrival:
+    """A verified delivery about to be stored: who sent it, its identity, what it says."""
+
+    integration: Integration
+    delivery_key: str
+    event_type: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Settlement:
     """What became of a delivery: applied, ignored or failed, with why and which events."""
 
@@ -99,44 +110,57 @@ class Inbox:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def receive(
-        self,
-        integration: Integration,
-        delivery_key: str,
-        event_type: str,
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> tuple[int, bool]:
-        """Store a delivery once: its id, and whether it is new."""
+    def receive(self, arrivals: Sequence[Arrival]) -> list[tuple[int, bool]]:
+        """Store deliveries once, in one transaction: each one's id, and whether it is new.
+
+        Of the same delivery arriving twice in one call, the first is the new one.
+        """
+        if not arrivals:
+            return []
         now = utc_now()
-        values = {
-            "integration": str(integration),
-            "delivery_key": delivery_key,
-            "event_type": event_type,
-            "headers": dict(headers),
-            "body": body,
-            "received_at": now,
-            "status": str(DeliveryStatus.PENDING),
-            "attempts": 0,
-            "next_attempt_at": now,
-        }
+        rows = [
+            {
+                "integration": str(arrival.integration),
+                "delivery_key": arrival.delivery_key,
+                "event_type": arrival.event_type,
+                "headers": dict(arrival.headers),
+                "body": arrival.body,
+                "received_at": now,
+                "status": str(DeliveryStatus.PENDING),
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
+            for arrival in arrivals
+        ]
+        table = webhook_deliveries
         with self.engine.begin() as connection:
-            statement = (
-                insert_into(webhook_deliveries, connection)
-                .values(values)
+            inserted = connection.execute(
+                insert_into(table, connection)
+                .values(rows)
                 .on_conflict_do_nothing(index_elements=["integration", "delivery_key"])
-                .returning(webhook_deliveries.c.id)
-            )
-            stored = connection.execute(statement).scalar_one_or_none()
-            if stored is not None:
-                return stored, True
-            known = connection.execute(
-                select(webhook_deliveries.c.id).where(
-                    webhook_deliveries.c.integration == str(integration),
-                    webhook_deliveries.c.delivery_key == delivery_key,
-                )
-            ).scalar_one()
-        return known, False
+                .returning(table.c.id, table.c.integration, table.c.delivery_key)
+            ).all()
+            new = {(row.integration, row.delivery_key): row.id for row in inserted}
+            wanted = {(str(item.integration), item.delivery_key) for item in arrivals}
+            known = {}
+            if missing := wanted - new.keys():
+                known = {
+                    (row.integration, row.delivery_key): row.id
+                    for row in connection.execute(
+                        select(table.c.id, table.c.integration, table.c.delivery_key).where(
+                            tuple_(table.c.integration, table.c.delivery_key).in_(list(missing))
+                        )
+                    )
+                }
+        stored = []
+        for arrival in arrivals:
+            key = (str(arrival.integration), arrival.delivery_key)
+            if key in new:
+                stored.append((new.pop(key), True))
+                known[key] = stored[-1][0]
+            else:
+                stored.append((known[key], False))
+        return stored
 
     def take_due(self, integration: Integration, limit: int) -> list[Delivery]:
         """Lease up to ``limit`` due pending deliveries, oldest first."""

@@ -8,14 +8,17 @@ and its timestamp. A delivery without those is known by the SHA-256 of its body.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from integrations import signatures
-from integrations.inbox import Inbox, Integration
+from integrations.inbox import Arrival, Inbox, Integration
 
 JIRA_DELIVERY_HEADER = "x-atlassian-webhook-identifier"
 JIRA_SIGNATURE_HEADER = "x-hub-signature"
@@ -59,7 +62,15 @@ class WebhookSecrets:
 
 
 class Webhooks:
-    """The door for Jira and QTest deliveries into the inbox."""
+    """The door for Jira and QTest deliveries into the inbox.
+
+    ``jira`` and ``qtest`` verify a delivery and say what it is (cheap, no I/O); ``store``
+    hands it to one writer thread that stores whatever has arrived meanwhile in one
+    transaction (a group commit), so a burst costs one commit per batch, not per delivery.
+    A delivery is acknowledged only once its batch is committed.
+    """
+
+    MAX_BATCH = 200
 
     def __init__(
         self, inbox: Inbox, secrets: WebhookSecrets, on_stored: Callable[[], None] = lambda: None
@@ -67,8 +78,29 @@ class Webhooks:
         self.inbox = inbox
         self.secrets = secrets
         self.on_stored = on_stored
+        self._arrivals: queue.SimpleQueue[tuple[Arrival, Future[Received]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._writer = threading.Thread(target=self._write, name="inbox-writer", daemon=True)
+        self._writer.start()
+
+    def close(self) -> None:
+        """Store what has arrived, then stop the writer."""
+        self._arrivals.put(None)
+        self._writer.join()
 
     def receive_jira(self, body: bytes, headers: Mapping[str, str]) -> Received:
+        """Verify and store a Jira delivery, waiting until it is stored."""
+        return self.store(self.jira(body, headers)).result()
+
+    def receive_qtest(
+        self, body: bytes, headers: Mapping[str, str], url_token: str | None
+    ) -> Received:
+        """Verify and store a QTest delivery, waiting until it is stored."""
+        return self.store(self.qtest(body, headers, url_token)).result()
+
+    def jira(self, body: bytes, headers: Mapping[str, str]) -> Arrival:
+        """A verified Jira delivery, known by its ``X-Atlassian-Webhook-Identifier``."""
         verified = "unsigned"
         if self.secrets.jira:
             if not signatures.verify_jira(
@@ -82,11 +114,10 @@ class Webhooks:
         payload = _json(body)
         event_type = _text(_field(payload, "webhookEvent"))
         key = headers.get(JIRA_DELIVERY_HEADER) or _body_key(body)
-        return self._store(Integration.JIRA, key, event_type, headers, verified, body)
+        return _arrival(Integration.JIRA, key, event_type, headers, verified, body)
 
-    def receive_qtest(
-        self, body: bytes, headers: Mapping[str, str], url_token: str | None
-    ) -> Received:
+    def qtest(self, body: bytes, headers: Mapping[str, str], url_token: str | None) -> Arrival:
+        """A verified QTest delivery, known by its event type, test log and timestamp."""
         verified = "unsigned"
         if self.secrets.qtest:
             if signatures.verify_qtest(
@@ -110,27 +141,58 @@ class Webhooks:
             if log_id is not None and stamp is not None
             else _body_key(body)
         )
-        return self._store(Integration.QTEST, key, event_type, headers, verified, body)
+        return _arrival(Integration.QTEST, key, event_type, headers, verified, body)
 
-    def _store(
-        self,
-        integration: Integration,
-        key: str,
-        event_type: str,
-        headers: Mapping[str, str],
-        verified: str,
-        body: bytes,
-    ) -> Received:
-        if len(key) > MAX_KEY_LENGTH:
-            key = _body_key(key.encode())
-        kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
-        kept[VERIFIED_HEADER] = verified
-        delivery, new = self.inbox.receive(
-            integration, key, event_type[:MAX_EVENT_TYPE_LENGTH] or "unknown", kept, body
-        )
-        if new:
+    def store(self, arrival: Arrival) -> Future[Received]:
+        """The delivery, stored by the writer's next batch (or the error that batch met)."""
+        stored: Future[Received] = Future()
+        self._arrivals.put((arrival, stored))
+        return stored
+
+    def _write(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._arrivals.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    item = self._arrivals.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[tuple[Arrival, Future[Received]]]) -> None:
+        try:
+            stored = self.inbox.receive([arrival for arrival, _ in batch])
+        except Exception as error:  # the database failed: every waiting sender hears it
+            for _, waiting in batch:
+                waiting.set_exception(error)
+            return
+        for (arrival, waiting), (delivery, new) in zip(batch, stored, strict=True):
+            waiting.set_result(Received(delivery, arrival.delivery_key, duplicate=not new))
+        if any(new for _, new in stored):
             self.on_stored()
-        return Received(delivery, key, duplicate=not new)
+
+
+def _arrival(
+    integration: Integration,
+    key: str,
+    event_type: str,
+    headers: Mapping[str, str],
+    verified: str,
+    body: bytes,
+) -> Arrival:
+    if len(key) > MAX_KEY_LENGTH:
+        key = _body_key(key.encode())
+    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    kept[VERIFIED_HEADER] = verified
+    return Arrival(integration, key, event_type[:MAX_EVENT_TYPE_LENGTH] or "unknown", kept, body)
 
 
 def _json(body: bytes) -> Any:

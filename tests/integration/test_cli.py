@@ -179,9 +179,11 @@ def test_inbox_reprocess_maps_deliveries_again_after_a_mapping_change(
             ],
         },
     }
-    Webhooks(Inbox(engine), WebhookSecrets()).receive_jira(
+    webhooks = Webhooks(Inbox(engine), WebhookSecrets())
+    webhooks.receive_jira(
         json.dumps(move).encode(), {"x-atlassian-webhook-identifier": "hook-20001"}
     )
+    webhooks.close()
     engine.dispose()
     mapping = tmp_path / "integrations.toml"
     mapping.write_text('[jira]\nversions = { "Objects 5.5" = "5.5", "Objects 5.6" = "5.6" }\n')

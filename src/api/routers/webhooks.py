@@ -6,18 +6,24 @@ commands afterwards (``GET /v1/inbox`` shows what became of it).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
 
 from api import schemas
 from api.deps import WebhooksDep
-from api.errors import ApiProblem
+from api.errors import RETRY_AFTER_SECONDS, ApiProblem
 from api.schemas import problems
-from integrations.receiving import MalformedDelivery, Received, Unverified
+from integrations.inbox import Arrival
+from integrations.receiving import MalformedDelivery, Unverified, Webhooks
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+STORE_TIMEOUT_SECONDS = 10.0
+"""How long a sender waits for its delivery to be stored before hearing 503."""
 
 
 def _body(description: str, example: dict[str, Any]) -> dict[str, Any]:
@@ -51,18 +57,34 @@ QTEST_EXAMPLE = {
 }
 
 
-async def _received(receive: Any, *args: Any) -> schemas.DeliveryReceipt:
+async def _stored(webhooks: Webhooks, arrival: Arrival) -> schemas.DeliveryReceipt:
     try:
-        received: Received = await run_in_threadpool(receive, *args)
-    except Unverified as error:
-        raise ApiProblem(401, "unverified-webhook", str(error)) from None
-    except MalformedDelivery as error:
-        raise ApiProblem(400, "malformed-json", str(error)) from None
+        received = await asyncio.wait_for(
+            asyncio.wrap_future(webhooks.store(arrival)), STORE_TIMEOUT_SECONDS
+        )
+    except TimeoutError:
+        raise ApiProblem(
+            503,
+            "inbox-unavailable",
+            f"the delivery was not stored within {STORE_TIMEOUT_SECONDS:g} s; send it again",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
     return schemas.DeliveryReceipt(
         delivery=received.delivery,
         delivery_key=received.delivery_key,
         duplicate=received.duplicate,
     )
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A delivery that fails verification is 401; one that is not JSON, 400."""
+    try:
+        yield
+    except Unverified as error:
+        raise ApiProblem(401, "unverified-webhook", str(error)) from None
+    except MalformedDelivery as error:
+        raise ApiProblem(400, "malformed-json", str(error)) from None
 
 
 @router.post(
@@ -75,12 +97,14 @@ async def _received(receive: Any, *args: Any) -> schemas.DeliveryReceipt:
     "`duplicate: true` and records nothing.",
     status_code=202,
     response_model=schemas.DeliveryReceipt,
-    responses=problems(400, 401, 413),
+    responses=problems(400, 401, 413, 503),
     openapi_extra=_body("the webhook's JSON, exactly as Jira sent it", JIRA_EXAMPLE),
 )
 async def receive_jira(request: Request, webhooks: WebhooksDep) -> schemas.DeliveryReceipt:
     body = await request.body()
-    return await _received(webhooks.receive_jira, body, request.headers)
+    with _refusals():
+        arrival = webhooks.jira(body, request.headers)
+    return await _stored(webhooks, arrival)
 
 
 @router.post(
@@ -92,7 +116,7 @@ async def receive_jira(request: Request, webhooks: WebhooksDep) -> schemas.Deliv
     "test log id and timestamp. 202 once stored.",
     status_code=202,
     response_model=schemas.DeliveryReceipt,
-    responses=problems(400, 401, 413, 422),
+    responses=problems(400, 401, 413, 422, 503),
     openapi_extra=_body("the webhook's JSON, exactly as QTest sent it", QTEST_EXAMPLE),
 )
 async def receive_qtest(
@@ -104,4 +128,6 @@ async def receive_qtest(
     ] = None,
 ) -> schemas.DeliveryReceipt:
     body = await request.body()
-    return await _received(webhooks.receive_qtest, body, request.headers, token)
+    with _refusals():
+        arrival = webhooks.qtest(body, request.headers, token)
+    return await _stored(webhooks, arrival)
