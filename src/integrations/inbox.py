@@ -134,11 +134,12 @@ class Inbox:
         ]
         table = webhook_deliveries
         with self.engine.begin() as connection:
+            # Rows as parameters, not values: one cached statement for any batch size.
             inserted = connection.execute(
                 insert_into(table, connection)
-                .values(rows)
                 .on_conflict_do_nothing(index_elements=["integration", "delivery_key"])
-                .returning(table.c.id, table.c.integration, table.c.delivery_key)
+                .returning(table.c.id, table.c.integration, table.c.delivery_key),
+                rows,
             ).all()
             new = {(row.integration, row.delivery_key): row.id for row in inserted}
             wanted = {(str(item.integration), item.delivery_key) for item in arrivals}

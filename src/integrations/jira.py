@@ -53,7 +53,6 @@ from ledger.readiness import Criterion
 from ledger.values import (
     FEATURE_KEY_PATTERN,
     IN_SCOPE_STATUSES,
-    PASSING_OUTCOMES,
     RELEASE_GATE,
     TRAIN_ID_PATTERN,
     Classification,
@@ -681,10 +680,8 @@ def _release(
 
 def _gates_passed(ledger: ReleaseLedger, train: str) -> dict[int, bool]:
     """Which of the train's gates passed, as it stands (a minor has gate 4 alone)."""
-    return {
-        int(gate["gate"]): gate["outcome"] in PASSING_OUTCOMES
-        for gate in ledger.train(train)["gates"]
-    }
+    passed = ledger.gates_passed(train)
+    return {gate: gate in passed for gate in range(1, RELEASE_GATE + 1)}
 
 
 def _scope_status(ledger: ReleaseLedger, train: str, feature: str) -> str:

@@ -15,15 +15,17 @@ reason, to be retried after a configuration change.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, func, select, text, tuple_, update
 
 from integrations.config import IntegrationsConfig
 from integrations.inbox import (
@@ -160,15 +162,20 @@ class InboxProcessor:
 
     def _jira_round(self) -> Round:
         done = Round()
-        for delivery in self.inbox.take_due(Integration.JIRA, JIRA_BATCH):
-            outcome = self._apply_jira(delivery)
-            if isinstance(outcome, Postponed):
-                self._postpone([outcome])
-                done.postponed += 1
-            else:
-                self.inbox.settle([outcome])
-                done.settled += 1
+        with jira_turn(self.engine) as mine:
+            if not mine:
+                return done  # another process is applying Jira deliveries, in order
+            for delivery in self.inbox.take_due(Integration.JIRA, JIRA_BATCH):
+                done += self._settle_jira(delivery)
         return done
+
+    def _settle_jira(self, delivery: Delivery) -> Round:
+        outcome = self._apply_jira(delivery)
+        if isinstance(outcome, Postponed):
+            self._postpone([outcome])
+            return Round(postponed=1)
+        self.inbox.settle([outcome])
+        return Round(settled=1)
 
     def _apply_jira(self, delivery: Delivery) -> Settlement | Postponed:
         try:
@@ -433,6 +440,50 @@ def _mark_changed(connection: Connection, touched: Iterable[tuple[str, str]]) ->
                 set_={"revision": table.c.revision + 1},
             )
         )
+
+
+JIRA_TURN_LOCK = "release-ledger-jira-inbox"
+
+
+@contextmanager
+def jira_turn(engine: Engine) -> Iterator[bool]:
+    """Whether this process may apply Jira deliveries now: one process at a time does.
+
+    Two moves of one issue must be applied in the order Jira sent them, so server
+    processes take turns (a PostgreSQL advisory lock, or a lock file beside the SQLite
+    file) rather than each taking a batch of its own.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            mine = bool(
+                connection.execute(
+                    text("SELECT pg_try_advisory_lock(hashtext(:name))"), {"name": JIRA_TURN_LOCK}
+                ).scalar()
+            )
+            connection.commit()
+            try:
+                yield mine
+            finally:
+                if mine:
+                    connection.execute(
+                        text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": JIRA_TURN_LOCK}
+                    )
+                    connection.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield True  # an in-memory database has one process
+        return
+    with open(f"{database}.jira-turn", "a+b") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 class InboxWorker:

@@ -535,6 +535,10 @@ class ReleaseLedger(Application[UUID]):
         """One feature's current state."""
         return self._feature(key).as_dict()
 
+    def gates_passed(self, train: str) -> frozenset[int]:
+        """The gates of ``train`` passed so far (``passed`` or ``conditional``)."""
+        return frozenset(gate for gate, state in self._train(train).gates.items() if state.passed)
+
     def recorded(self, source_ref: str) -> bool:
         """Whether a command with this ``source_ref`` has been recorded."""
         return self._exists(source_reference_stream_id(source_ref))

@@ -16,9 +16,12 @@ import integrations.processor
 import projections.runner
 from api.main import create_app
 from api.tokens import create_token
+from integrations.inbox import Arrival, Integration
+from integrations.processor import jira_turn
 from integrations.signatures import signature
 from ledger.application import ReleaseLedger
-from ledger.config import Settings
+from ledger.config import Database, Settings
+from projections.schema import engine_for
 from tests.conftest import at, event_count
 from tests.fakes.qtest import FakeQTest
 from tests.integration.test_api import api_url  # noqa: F401 - a fixture
@@ -361,3 +364,33 @@ def test_mapping_every_delivery_again_records_nothing_twice(hooks: Hooks) -> Non
     assert reopened == 4
     assert counts["applied"] == 4
     assert event_count(hooks.ledger) == before
+
+
+def test_one_batch_stores_a_delivery_sent_twice_once(hooks: Hooks) -> None:
+    """Two copies of a delivery in one group commit: one row, the second told it is a copy."""
+    inbox = hooks.client.app.state.resources.inbox  # type: ignore[attr-defined]
+    first, second = (
+        Arrival(
+            Integration.JIRA, key, "comment_created", {}, b'{"webhookEvent": "comment_created"}'
+        )
+        for key in ("hook-a", "hook-b")
+    )
+
+    stored = inbox.receive([first, second, first])
+    again = inbox.receive([second])
+
+    assert [new for _, new in stored] == [True, True, False]
+    assert stored[2][0] == stored[0][0] != stored[1][0]
+    assert again == [(stored[1][0], False)]
+
+
+def test_one_process_at_a_time_applies_jira_deliveries(api_url: str) -> None:  # noqa: F811
+    """While one holds the Jira turn, another asks in vain; once released, it is free."""
+    engine = engine_for(Database.from_url(api_url))
+    try:
+        with jira_turn(engine) as first, jira_turn(engine) as second:
+            assert (first, second) == (True, False)
+        with jira_turn(engine) as after:
+            assert after
+    finally:
+        engine.dispose()
