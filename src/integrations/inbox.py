@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, tup
 
 from projections.tables import insert_into, webhook_deliveries
 
+MAX_DELIVERY_ID = 2**63 - 1
 LEASE = timedelta(seconds=60)
 """How long a taken delivery is left to its worker before another may take it."""
 
@@ -163,17 +164,30 @@ class Inbox:
                 stored.append((known[key], False))
         return stored
 
-    def take_due(self, integration: Integration, limit: int) -> list[Delivery]:
-        """Lease up to ``limit`` due pending deliveries, oldest first."""
+    def take_due(
+        self, integration: Integration, limit: int, *, in_order: bool = False
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` due pending deliveries, oldest first.
+
+        ``in_order`` takes none received after a pending delivery that is not due yet
+        (waiting to retry, or leased by a worker that may have died): it goes first.
+        """
         now = utc_now()
-        due = (
-            select(webhook_deliveries.c.id)
-            .where(
-                webhook_deliveries.c.status == str(DeliveryStatus.PENDING),
-                webhook_deliveries.c.next_attempt_at <= now,
-                webhook_deliveries.c.integration == str(integration),
+        table = webhook_deliveries
+        pending = [
+            table.c.status == str(DeliveryStatus.PENDING),
+            table.c.integration == str(integration),
+        ]
+        conditions = [*pending, table.c.next_attempt_at <= now]
+        if in_order:
+            waiting = select(func.min(table.c.id)).where(*pending, table.c.next_attempt_at > now)
+            conditions.append(
+                table.c.id < func.coalesce(waiting.scalar_subquery(), MAX_DELIVERY_ID)
             )
-            .order_by(webhook_deliveries.c.id)
+        due = (
+            select(table.c.id)
+            .where(*conditions)
+            .order_by(table.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

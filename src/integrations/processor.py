@@ -165,8 +165,14 @@ class InboxProcessor:
         with jira_turn(self.engine) as mine:
             if not mine:
                 return done  # another process is applying Jira deliveries, in order
-            for delivery in self.inbox.take_due(Integration.JIRA, JIRA_BATCH):
+            taken = self.inbox.take_due(Integration.JIRA, JIRA_BATCH, in_order=True)
+            for position, delivery in enumerate(taken):
                 done += self._settle_jira(delivery)
+                if done.postponed:
+                    # Later deliveries may be about the same issue: they wait for this one.
+                    rest = [later.id for later in taken[position + 1 :]]
+                    self.inbox.postpone(rest, f"waits for delivery {delivery.id}", timedelta(0))
+                    break
         return done
 
     def _settle_jira(self, delivery: Delivery) -> Round:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -16,12 +17,12 @@ import integrations.processor
 import projections.runner
 from api.main import create_app
 from api.tokens import create_token
-from integrations.inbox import Arrival, Integration
+from integrations.inbox import Arrival, Inbox, Integration
 from integrations.processor import jira_turn
 from integrations.signatures import signature
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
-from projections.schema import engine_for
+from projections.schema import engine_for, prepare
 from tests.conftest import at, event_count
 from tests.fakes.qtest import FakeQTest
 from tests.integration.test_api import api_url  # noqa: F401 - a fixture
@@ -392,5 +393,27 @@ def test_one_process_at_a_time_applies_jira_deliveries(api_url: str) -> None:  #
             assert (first, second) == (True, False)
         with jira_turn(engine) as after:
             assert after
+    finally:
+        engine.dispose()
+
+
+def test_jira_deliveries_wait_behind_an_earlier_one_that_waits(api_url: str) -> None:  # noqa: F811
+    """While the first delivery waits to retry, in-order taking takes none after it."""
+    engine = engine_for(Database.from_url(api_url))
+    prepare(engine, Database.from_url(api_url))
+    inbox = Inbox(engine)
+    try:
+        arrivals = [
+            Arrival(Integration.JIRA, f"hook-{n}", "jira:issue_updated", {}, b"{}")
+            for n in range(3)
+        ]
+        first, *later = [delivery for delivery, _ in inbox.receive(arrivals)]
+        inbox.postpone([first], "a concurrent writer; retrying", timedelta(hours=1))
+
+        in_order = inbox.take_due(Integration.JIRA, 10, in_order=True)
+        any_order = inbox.take_due(Integration.JIRA, 10)
+
+        assert in_order == []
+        assert [delivery.id for delivery in any_order] == later
     finally:
         engine.dispose()
