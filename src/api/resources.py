@@ -39,7 +39,7 @@ class Resources:
     positions: PositionReader
     inbox: Inbox
     webhooks: Webhooks
-    worker: InboxWorker
+    worker: InboxWorker | None
 
     @classmethod
     def open(cls, settings: Settings, metrics: ApiMetrics | None = None) -> Resources:
@@ -66,9 +66,14 @@ class Resources:
         queries = ProjectionQueries(engine, ledger)
         positions = PositionReader(ledger, engine)
         inbox = Inbox(engine)
-        worker = InboxWorker(InboxProcessor(ledger, engine, integrations, qtest_client(settings)))
-        webhooks = Webhooks(inbox, webhook_secrets(settings), on_stored=worker.wake)
-        worker.start()
+        worker = None
+        if settings.inbox_worker:
+            processor = InboxProcessor(ledger, engine, integrations, qtest_client(settings))
+            worker = InboxWorker(processor)
+            worker.start()
+        webhooks = Webhooks(
+            inbox, webhook_secrets(settings), on_stored=worker.wake if worker else lambda: None
+        )
         return cls(
             settings,
             database,
@@ -85,7 +90,8 @@ class Resources:
     def close(self) -> None:
         try:
             self.webhooks.close()
-            self.worker.stop()
+            if self.worker is not None:
+                self.worker.stop()
             self.projector.stop()
         finally:
             self.engine.dispose()

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from api.tokens import create_token, revoke_token
 from integrations.config import IntegrationsConfig, qtest_client
 from integrations.inbox import DeliveryStatus, Inbox, Integration
-from integrations.processor import InboxProcessor
+from integrations.processor import InboxProcessor, InboxWorker, Round
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings
 from ledger.demo import demo_steps, load_demo
@@ -406,6 +406,54 @@ def inbox_status() -> None:
     Console().print(table)
 
 
+@contextmanager
+def opened_inbox_processor() -> Iterator[InboxProcessor]:
+    """A processor of the webhook inbox with the configured mapping and QTest client."""
+    settings, _ = configured()
+    try:
+        config = IntegrationsConfig.load(settings.integrations_file)
+    except LedgerError as error:
+        fail(error.detail)
+    with opened_projections() as (ledger, engine):
+        processor = InboxProcessor(ledger, engine, config, qtest_client(settings))
+        try:
+            yield processor
+        finally:
+            processor.close()
+
+
+def _summary(done: Round) -> str:
+    return (
+        f"{done.settled:,} settled, {done.postponed:,} waiting to retry, "
+        f"{done.qa_runs:,} QA runs recorded"
+    )
+
+
+@inbox_app.command("run")
+def inbox_run(
+    once: Annotated[
+        bool, typer.Option(help="map what is due, then stop instead of following")
+    ] = False,
+) -> None:
+    """Map webhook deliveries as a worker of its own (with LEDGER_INBOX_WORKER=false on the
+    servers); Ctrl-C stops it."""
+    with opened_inbox_processor() as processor:
+        if once:
+            console.print(f"mapped: {_summary(processor.drain())}", highlight=False)
+            return
+        worker = InboxWorker(processor)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        worker.start()
+        console.print("mapping webhook deliveries (Ctrl-C stops)")
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            worker.stop()
+
+
 @inbox_app.command("reprocess")
 def inbox_reprocess(
     status: Annotated[
@@ -421,24 +469,14 @@ def inbox_reprocess(
         which = Integration(integration) if integration else None
     except ValueError as error:
         fail(str(error))
-    settings, _ = configured()
-    try:
-        config = IntegrationsConfig.load(settings.integrations_file)
-    except LedgerError as error:
-        fail(error.detail)
-    with opened_projections() as (ledger, engine):
-        reopened = Inbox(engine).reopen(
+    with opened_inbox_processor() as processor:
+        reopened = processor.inbox.reopen(
             delivery_ids=delivery or None, statuses=statuses, integration=which
         )
-        processor = InboxProcessor(ledger, engine, config, qtest_client(settings))
-        try:
-            done = processor.drain()
-        finally:
-            processor.close()
-        counts = Inbox(engine).counts()
+        done = processor.drain()
+        counts = processor.inbox.counts()
     console.print(
-        f"mapped {reopened:,} deliveries again: {done.settled:,} settled, "
-        f"{done.postponed:,} waiting to retry, {done.qa_runs:,} QA runs recorded; "
+        f"mapped {reopened:,} deliveries again: {_summary(done)}; "
         + ", ".join(f"{name} {count:,}" for name, count in counts.items()),
         highlight=False,
     )

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     qtest_base_url: str | None = None
     qtest_token: SecretStr | None = None
     integrations_file: Path | None = None
+    # Each server process maps webhook deliveries too, unless `ledger inbox run` does it
+    # in a process of its own (which leaves the servers' cores to receiving).
+    inbox_worker: bool = True
 
 
 @dataclass(frozen=True)

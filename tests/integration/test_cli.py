@@ -216,3 +216,20 @@ def test_inbox_reprocess_refuses_an_unknown_status(runner: CliRunner, sqlite_url
 
     assert result.exit_code == 1
     assert "'lost' is not a valid DeliveryStatus" in result.output
+
+
+def test_inbox_run_once_maps_what_servers_left_to_it(runner: CliRunner, sqlite_url: str) -> None:
+    """With the servers' own worker off, ``ledger inbox run --once`` maps what is pending."""
+    engine = engine_for(Database.from_url(sqlite_url))
+    prepare(engine, Database.from_url(sqlite_url))
+    webhooks = Webhooks(Inbox(engine), WebhookSecrets())
+    webhooks.receive_jira(b'{"webhookEvent": "comment_created"}', {})
+    webhooks.close()
+    pending = Inbox(engine).counts()["pending"]
+    engine.dispose()
+
+    result = runner.invoke(app, ["inbox", "run", "--once"], env={"LEDGER_DATABASE_URL": sqlite_url})
+
+    assert pending == 1
+    assert result.exit_code == 0, result.output
+    assert "mapped: 1 settled, 0 waiting to retry, 0 QA runs recorded" in result.output

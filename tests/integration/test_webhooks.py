@@ -417,3 +417,24 @@ def test_jira_deliveries_wait_behind_an_earlier_one_that_waits(api_url: str) -> 
         assert [delivery.id for delivery in any_order] == later
     finally:
         engine.dispose()
+
+
+def test_a_server_without_its_own_worker_only_stores(
+    api_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With LEDGER_INBOX_WORKER off, deliveries are acknowledged and wait for ``inbox run``."""
+    monkeypatch.setattr(integrations.processor.InboxWorker, "POLL_SECONDS", 0.05)
+    app = create_app(Settings(database_url=api_url, inbox_worker=False))
+    with TestClient(app) as client:
+        token = create_token(app.state.resources.engine, "ops-admin", "admin")
+        answer = client.post(
+            "/v1/webhooks/jira",
+            json={"webhookEvent": "comment_created"},
+            headers={"X-Atlassian-Webhook-Identifier": "hook-idle"},
+        )
+        time.sleep(0.3)  # several polls of a worker, had there been one
+        counts = client.get("/v1/inbox", headers={"Authorization": f"Bearer {token}"}).json()
+
+    assert answer.status_code == 202
+    assert counts["counts"]["pending"] == 1

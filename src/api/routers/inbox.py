@@ -100,7 +100,8 @@ async def retry_delivery(
     )
     if not reopened:
         raise ApiProblem(404, "not-found", f"no delivery {delivery} in the inbox")
-    resources.worker.wake()
+    if resources.worker is not None:
+        resources.worker.wake()
     deadline = time.monotonic() + RETRY_WAIT_SECONDS
     while True:
         found = await run_in_threadpool(inbox.get, delivery)
