@@ -55,6 +55,7 @@ import platform
 import random
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -79,6 +80,7 @@ from append import (
     server_version,
 )
 from harness import (
+    TIED,
     BenchDatabase,
     Load,
     RawConnection,
@@ -847,6 +849,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="uvicorn workers of both servers (default 1, as ledger serve; 1 to 4)",
     )
     parser.add_argument(
+        "--separate-worker",
+        action="store_true",
+        help="map deliveries in `ledger inbox run`, with LEDGER_INBOX_WORKER=false on the "
+        "server, instead of in the server's own process (the default, as ledger serve)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="DIR",
         help="record the ledger server with py-spy (on PATH, or PY_SPY) into DIR in each "
@@ -882,6 +890,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.senders <= args.features <= 4_096:
         parser.error("--features must be from --senders to 4,096")
     return args
+
+
+@contextlib.contextmanager
+def inbox_worker_process(env: dict[str, str], work: Path) -> Iterator[None]:
+    """``ledger inbox run`` as a child process tied to this one, stopped on leaving."""
+    with (work / "inbox_run.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", TIED, str(os.getpid()), *ledger_command("inbox", "run")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=work,
+        )
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -999,6 +1028,9 @@ def run(args: argparse.Namespace, admin_url: str) -> int:
                 "/v1/ping",
             )
         )
+        if args.separate_worker:
+            env["LEDGER_INBOX_WORKER"] = "false"
+            stack.enter_context(inbox_worker_process(env, work))
         served = stack.enter_context(
             running(
                 Server(
