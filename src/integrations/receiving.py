@@ -89,16 +89,6 @@ class Webhooks:
         self._arrivals.put(None)
         self._writer.join()
 
-    def receive_jira(self, body: bytes, headers: Mapping[str, str]) -> Received:
-        """Verify and store a Jira delivery, waiting until it is stored."""
-        return self.store(self.jira(body, headers)).result()
-
-    def receive_qtest(
-        self, body: bytes, headers: Mapping[str, str], url_token: str | None
-    ) -> Received:
-        """Verify and store a QTest delivery, waiting until it is stored."""
-        return self.store(self.qtest(body, headers, url_token)).result()
-
     def jira(self, body: bytes, headers: Mapping[str, str]) -> Arrival:
         """A verified Jira delivery, known by its ``X-Atlassian-Webhook-Identifier``."""
         verified = "unsigned"

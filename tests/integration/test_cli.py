@@ -180,9 +180,8 @@ def test_inbox_reprocess_maps_deliveries_again_after_a_mapping_change(
         },
     }
     webhooks = Webhooks(Inbox(engine), WebhookSecrets())
-    webhooks.receive_jira(
-        json.dumps(move).encode(), {"x-atlassian-webhook-identifier": "hook-20001"}
-    )
+    headers = {"x-atlassian-webhook-identifier": "hook-20001"}
+    webhooks.store(webhooks.jira(json.dumps(move).encode(), headers)).result()
     webhooks.close()
     engine.dispose()
     mapping = tmp_path / "integrations.toml"
@@ -223,7 +222,7 @@ def test_inbox_run_once_maps_what_servers_left_to_it(runner: CliRunner, sqlite_u
     engine = engine_for(Database.from_url(sqlite_url))
     prepare(engine, Database.from_url(sqlite_url))
     webhooks = Webhooks(Inbox(engine), WebhookSecrets())
-    webhooks.receive_jira(b'{"webhookEvent": "comment_created"}', {})
+    webhooks.store(webhooks.jira(b'{"webhookEvent": "comment_created"}', {})).result()
     webhooks.close()
     pending = Inbox(engine).counts()["pending"]
     engine.dispose()
