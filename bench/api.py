@@ -44,15 +44,11 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
-import shutil
-import signal
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from importlib.metadata import version
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -67,8 +63,6 @@ from append import (
     on_loopback_server,
     open_ledger,
     run_interleaved,
-    scrub_library_overrides,
-    server_version,
     warm_up,
 )
 from harness import (
@@ -81,10 +75,12 @@ from harness import (
     Snapshot,
     console,
     http_get,
+    isolate_run,
     ledger_command,
+    run_context,
     run_ledger,
     running,
-    source_fingerprint,
+    server_env,
     start_profiler,
     top_of_profile,
 )
@@ -598,35 +594,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, admin_url: str) -> int:
-    # A SIGTERM unwinds like Ctrl-C, so the servers stop and the database is dropped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    removed = scrub_library_overrides()
-    settings = sorted(key for key in os.environ if key.startswith("LEDGER_"))
-    ignored = [*removed, *(key for key in settings if key != "LEDGER_BENCH_DATABASE_URL")]
-    if ignored:
-        console.print(
-            f"[yellow]ignoring library and ledger settings from the environment: {ignored}"
-        )
-    py_spy = None
-    if args.profile:
-        py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
-        if py_spy is None:
-            console.print("[red]--profile needs py-spy: .venv/bin/pip install py-spy")
-            return 2
-        Path(args.profile).mkdir(parents=True, exist_ok=True)
-
+    py_spy = isolate_run(args.profile)
     started = time.perf_counter()
     context = {
-        "date": date.today().isoformat(),
-        "python": platform.python_version(),
-        "fastapi": version("fastapi"),
-        "uvicorn": version("uvicorn"),
-        "eventsourcing": version("eventsourcing"),
-        "PostgreSQL": server_version(admin_url).split()[0],
+        **run_context(admin_url),
         "cores": str(os.cpu_count()),
         "workers": str(args.workers),
         "client": f"{args.client} x {args.connections}",
-        "src": source_fingerprint(),
         # The host is shared: what else ran shows in the absolute rates, less in the ratios.
         "load": " ".join(f"{value:.1f}" for value in os.getloadavg()),
     }
@@ -645,8 +619,7 @@ def run(args: argparse.Namespace, admin_url: str) -> int:
         url = urls["api"]
         db = BenchDatabase(admin_url, url)
         work = Path(scratch)
-        env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGER_")}
-        env["LEDGER_DATABASE_URL"] = url
+        env = server_env(url)
 
         console.print("[dim]0/4 setup: schema, token, train 9.1 and the writers' trains...[/dim]")
         run_ledger(env, work, "db", "upgrade")

@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import importlib.util
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -22,6 +23,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
+from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +32,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 from rich.console import Console
+
+from append import scrub_library_overrides, server_version
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -380,3 +385,51 @@ def source_fingerprint() -> str:
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return str(module.source_fingerprint())
+
+
+# ================================================================== a run's setting
+
+
+def isolate_run(profile: str | None) -> str | None:
+    """Ready a benchmark run; the py-spy to profile with, when ``profile`` names a directory.
+
+    A SIGTERM unwinds like Ctrl-C, so the servers stop and the database is dropped. Library
+    and ledger settings from the environment are dropped, and said so: the servers get only
+    what the benchmark gives them. Without py-spy, ``--profile`` exits with status 2.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    removed = scrub_library_overrides()
+    settings = sorted(key for key in os.environ if key.startswith("LEDGER_"))
+    ignored = [*removed, *(key for key in settings if key != "LEDGER_BENCH_DATABASE_URL")]
+    if ignored:
+        console.print(
+            f"[yellow]ignoring library and ledger settings from the environment: {ignored}"
+        )
+    if not profile:
+        return None
+    py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
+    if py_spy is None:
+        console.print("[red]--profile needs py-spy: .venv/bin/pip install py-spy")
+        raise SystemExit(2)
+    Path(profile).mkdir(parents=True, exist_ok=True)
+    return py_spy
+
+
+def run_context(admin_url: str) -> dict[str, str]:
+    """What a run's figures depend on besides the code's own choices: for the record."""
+    return {
+        "date": date.today().isoformat(),
+        "python": platform.python_version(),
+        "fastapi": version("fastapi"),
+        "uvicorn": version("uvicorn"),
+        "eventsourcing": version("eventsourcing"),
+        "PostgreSQL": server_version(admin_url).split()[0],
+        "src": source_fingerprint(),
+    }
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    """This environment without any ``LEDGER_*`` setting, on ``database_url``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGER_")}
+    env["LEDGER_DATABASE_URL"] = database_url
+    return env

@@ -53,7 +53,6 @@ import contextlib
 import os
 import platform
 import random
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -61,8 +60,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from importlib.metadata import version
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -76,8 +74,6 @@ from append import (
     fresh_databases,
     on_loopback_server,
     open_ledger,
-    scrub_library_overrides,
-    server_version,
 )
 from harness import (
     TIED,
@@ -89,10 +85,12 @@ from harness import (
     Snapshot,
     console,
     http_get,
+    isolate_run,
     ledger_command,
+    run_context,
     run_ledger,
     running,
-    source_fingerprint,
+    server_env,
     start_profiler,
     top_of_profile,
 )
@@ -947,35 +945,13 @@ class Profiler:
 
 
 def run(args: argparse.Namespace, admin_url: str) -> int:
-    # A SIGTERM unwinds like Ctrl-C, so the servers stop and the database is dropped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    removed = scrub_library_overrides()
-    settings = sorted(key for key in os.environ if key.startswith("LEDGER_"))
-    ignored = [*removed, *(key for key in settings if key != "LEDGER_BENCH_DATABASE_URL")]
-    if ignored:
-        console.print(
-            f"[yellow]ignoring library and ledger settings from the environment: {ignored}"
-        )
-    py_spy = None
-    if args.profile:
-        py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
-        if py_spy is None:
-            console.print("[red]--profile needs py-spy: .venv/bin/pip install py-spy")
-            return 2
-        Path(args.profile).mkdir(parents=True, exist_ok=True)
-
+    py_spy = isolate_run(args.profile)
     started = time.perf_counter()
     context = {
-        "date": date.today().isoformat(),
-        "python": platform.python_version(),
-        "fastapi": version("fastapi"),
-        "uvicorn": version("uvicorn"),
-        "eventsourcing": version("eventsourcing"),
-        "PostgreSQL": server_version(admin_url).split()[0],
+        **run_context(admin_url),
         "cpu": f"{os.cpu_count()} x {cpu_model()}",
         "workers": str(args.workers),
         "senders": str(args.senders),
-        "src": source_fingerprint(),
         # The host is shared: what else ran shows in the absolute rates, less in the ratios.
         "load at start": " ".join(f"{value:.1f}" for value in os.getloadavg()),
     }
@@ -993,10 +969,9 @@ def run(args: argparse.Namespace, admin_url: str) -> int:
         url = urls["webhooks"]
         db = BenchDatabase(admin_url, url)
         work = Path(scratch)
-        env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGER_")}
+        env = server_env(url)
         env.update(
             {
-                "LEDGER_DATABASE_URL": url,
                 "LEDGER_JIRA_WEBHOOK_SECRET": JIRA_SECRET,
                 "LEDGER_QTEST_WEBHOOK_SECRET": QTEST_SECRET,
                 "LEDGER_QTEST_BASE_URL": fake.base_url,
