@@ -120,6 +120,7 @@ class ProjectionCollector(Collector):
             if resources is None:
                 raise LookupError("the app has not started")
             read = resources.positions.read(POSITIONS_TIMEOUT)
+            inbox_counts = resources.inbox_counts.read(POSITIONS_TIMEOUT)
         except TimeoutError:
             log.warning("metrics: no answer from the database in %g s", POSITIONS_TIMEOUT)
             return [_down()]
@@ -132,7 +133,7 @@ class ProjectionCollector(Collector):
         for status in read.projections:
             positions.add_metric([status.name], status.position)
             lags.add_metric([status.name], status.lag)
-        for name, count in read.inbox.items():
+        for name, count in inbox_counts.items():
             inbox.add_metric([name], count)
         return [up, head_family, positions, lags, inbox]
 

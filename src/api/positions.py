@@ -9,8 +9,10 @@ own: at most one is under way, and later callers wait on it rather than pile up 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from sqlalchemy import Engine
 
@@ -18,42 +20,56 @@ from integrations.inbox import Inbox
 from ledger.application import ReleaseLedger
 from projections.runner import ProjectionStatus, projection_status
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Positions:
-    """How far the log, the projections and the webhook inbox have got."""
+    """How far the log and the projections have got."""
 
     head: int
     projections: list[ProjectionStatus]
-    inbox: dict[str, int]
 
 
-class PositionReader:
-    def __init__(self, ledger: ReleaseLedger, engine: Engine) -> None:
-        self.ledger = ledger
-        self.engine = engine
+class BoundedRead(Generic[T]):
+    """A database read that answers within a timeout, one under way at a time."""
+
+    def __init__(self, name: str, read: Callable[[], T]) -> None:
+        self.name = name
+        self.read_now = read
         self.lock = threading.Lock()
-        self.reading: Future[Positions] | None = None
+        self.reading: Future[T] | None = None
 
-    def read(self, timeout: float) -> Positions:
-        """The positions; ``TimeoutError`` after ``timeout`` seconds, or the database's error."""
+    def read(self, timeout: float) -> T:
+        """The value; ``TimeoutError`` after ``timeout`` seconds, or the database's error."""
         return self._reading().result(timeout=timeout)
 
-    def _reading(self) -> Future[Positions]:
+    def _reading(self) -> Future[T]:
         with self.lock:
             if self.reading is not None and not self.reading.done():
                 return self.reading
-            reading: Future[Positions] = Future()
+            reading: Future[T] = Future()
 
             def read() -> None:
                 try:
-                    head = self.ledger.event_log.last_position()
-                    statuses = projection_status(self.engine, self.ledger)
-                    reading.set_result(Positions(head, statuses, Inbox(self.engine).counts()))
+                    reading.set_result(self.read_now())
                 except BaseException as error:
                     reading.set_exception(error)
 
             # A daemon: a read stuck on a dead server never holds up the process's exit.
-            threading.Thread(target=read, name="projection-positions", daemon=True).start()
+            threading.Thread(target=read, name=self.name, daemon=True).start()
             self.reading = reading
             return reading
+
+
+def position_reader(ledger: ReleaseLedger, engine: Engine) -> BoundedRead[Positions]:
+    """The log's head and each projection's status (``/readyz``, ``/metrics``)."""
+    return BoundedRead(
+        "projection-positions",
+        lambda: Positions(ledger.event_log.last_position(), projection_status(engine, ledger)),
+    )
+
+
+def inbox_reader(engine: Engine) -> BoundedRead[dict[str, int]]:
+    """Webhook deliveries per status (``/metrics``)."""
+    return BoundedRead("inbox-counts", Inbox(engine).counts)

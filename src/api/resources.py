@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.metrics import ApiMetrics, MeteredLedger
-from api.positions import PositionReader
+from api.positions import BoundedRead, Positions, inbox_reader, position_reader
 from integrations.config import IntegrationsConfig, qtest_client, webhook_secrets
 from integrations.inbox import Inbox
 from integrations.processor import InboxProcessor, InboxWorker
@@ -36,7 +36,8 @@ class Resources:
     engine: Engine
     queries: ProjectionQueries
     projector: BackgroundProjector
-    positions: PositionReader
+    positions: BoundedRead[Positions]
+    inbox_counts: BoundedRead[dict[str, int]]
     inbox: Inbox
     webhooks: Webhooks
     worker: InboxWorker | None
@@ -64,7 +65,7 @@ class Resources:
             ledger.close()
             raise
         queries = ProjectionQueries(engine, ledger)
-        positions = PositionReader(ledger, engine)
+        positions = position_reader(ledger, engine)
         inbox = Inbox(engine)
         worker = None
         if settings.inbox_worker:
@@ -82,6 +83,7 @@ class Resources:
             queries,
             projector,
             positions,
+            inbox_reader(engine),
             inbox,
             webhooks,
             worker,
