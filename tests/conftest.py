@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,9 @@ from tests.projection_fixtures import Projected, projected
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ("memory", "sqlite", "postgres")
+SERVER_LOG = pytest.StashKey[Path]()
+"""Where a module's ``ledger serve`` writes (``tests/served.py``), for failing tests' reports."""
+LOG_TAIL_LINES = 200
 
 
 def _reachable(url: str) -> bool:
@@ -135,3 +138,17 @@ def projected_ledger(ledger: ReleaseLedger, database_url: str) -> Iterator[Proje
     result = projected(ledger, database_url)
     yield result
     result.engine.dispose()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Show the tail of the module's server log beneath a failing test."""
+    report: pytest.TestReport = yield
+    module = item.getparent(pytest.Module)
+    log_path = module.stash.get(SERVER_LOG, None) if module is not None else None
+    if report.failed and log_path is not None and log_path.exists():
+        tail = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        report.sections.append((f"ledger serve log ({log_path})", "\n".join(tail)))
+    return report

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.api_client import assert_problem
-from tests.e2e.conftest import ROLES, Served
+from tests.served import ROLES, Served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 

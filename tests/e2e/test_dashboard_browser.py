@@ -18,14 +18,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.conftest import (
-    SERVER_LOG,
-    finish,
-    serve_ledger,
-    start_ledger,
-    stop,
-    wait_until_ready,
-)
+from tests.conftest import SERVER_LOG
+from tests.served import finish, serve_ledger, start_ledger, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
 

@@ -23,8 +23,8 @@ from integrations.signatures import signature
 from ledger.application import ReleaseLedger
 from ledger.config import Settings
 from tests.conftest import at
-from tests.e2e.conftest import WEBHOOK_SECRETS, Served, serving
 from tests.fakes.qtest import FakeQTest
+from tests.served import WEBHOOK_SECRETS, Served, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.api_client import plan_scoped_train
-from tests.e2e.conftest import Served
+from tests.served import Served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 

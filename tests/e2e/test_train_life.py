@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.api_client import assert_problem, at, plan_scoped_train
-from tests.e2e.conftest import Served
+from tests.served import Served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
