@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from datetime import datetime
 from typing import Any, Self
 
 from eventsourcing.domain import Aggregate, CanInitAggregate, CanMutateAggregate
@@ -20,6 +21,8 @@ class LedgerAggregate(Aggregate):
     """
 
     chain_head: str = GENESIS
+    latest_occurred_at: datetime | None = None
+    """The latest business time of any event in the stream, whatever order they came in."""
 
     class Event(Aggregate.Event):
         meta: EventMeta
@@ -30,6 +33,9 @@ class LedgerAggregate(Aggregate):
             mutated = super().mutate(aggregate)
             if mutated is not None:
                 mutated.chain_head = self.digest
+                latest = mutated.latest_occurred_at
+                if latest is None or self.meta.occurred_at > latest:
+                    mutated.latest_occurred_at = self.meta.occurred_at
             return mutated
 
         @property

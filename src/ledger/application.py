@@ -558,9 +558,11 @@ class ReleaseLedger(Application[UUID]):
         context: CommandContext,
         act: Callable[[_Attempt, EventMeta], None],
     ) -> CommandResult:
-        meta = self._meta(actor, context)
         source_ref = context.source_ref
         for attempt_number in range(self.MAX_ATTEMPTS):
+            # "Now" is read afresh on every try: a retried command occurs after the rival
+            # it lost to, so recorded order and occurred order agree.
+            meta = self._meta(actor, context)
             attempt = _Attempt(self, fresh=attempt_number > 0)
             try:
                 act(attempt, meta)
@@ -572,6 +574,8 @@ class ReleaseLedger(Application[UUID]):
                 if not attempt.fresh:
                     continue  # a refusal counts only when judged on fresh state
                 raise
+            if context.occurred_at is None and self._overtaken(attempt, meta):
+                continue
             to_save: list[LedgerAggregate] = list(attempt.aggregates)
             if source_ref is not None:
                 to_save.append(self._claim(source_ref, command, subject, attempt, meta))
@@ -592,6 +596,18 @@ class ReleaseLedger(Application[UUID]):
             return CommandResult(events, attempt.aggregates[0])
         raise ConcurrencyConflict(
             f"{command} on {subject} kept conflicting with other writers; try again"
+        )
+
+    def _overtaken(self, attempt: _Attempt, meta: EventMeta) -> bool:
+        """Whether a rival recorded, between this try's clock reading and its loads, an
+        event that occurred after that reading: this try's "now" is then stale, and a
+        decision stamped with it would be history a recorded one overrides. Events stamped
+        in the future (a client may, by up to five minutes) do not count."""
+        now = self.clock()
+        return any(
+            aggregate.latest_occurred_at is not None
+            and meta.occurred_at < aggregate.latest_occurred_at <= now
+            for aggregate in attempt.aggregates
         )
 
     @staticmethod

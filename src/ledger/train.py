@@ -446,6 +446,7 @@ class Train(LedgerAggregate):
         self, feature: str, to_train: str, reason: str, requested_by: str | None, meta: EventMeta
     ) -> None:
         self.check_decision(feature, meta, allowed_from=IN_SCOPE_STATUSES)
+        self.check_latest_decision(feature, meta)
         if to_train == self.train_id:
             raise InvalidCommand(f"{feature} is already in {to_train}", field="to_train")
         self._move_feature_out(
@@ -593,6 +594,16 @@ class Train(LedgerAggregate):
             )
         if entry.status not in allowed_from:
             raise RuleViolation(f"{feature} is already {entry.status} in {self.train_id}")
+
+    def check_latest_decision(self, feature: str, meta: EventMeta) -> None:
+        """A move changes two trains, so it cannot be history that a later decision here
+        overrides: the source would keep the feature while the target gains it."""
+        decided_at = self.scope[feature].decided_at
+        if decided_at is not None and meta.occurred_at < decided_at:
+            raise RuleViolation(
+                f"{feature} was last decided in {self.train_id} at {decided_at.isoformat()}; "
+                "a move out of it cannot occur before that"
+            )
 
     # --------------------------------------------------------------- beta drops
 

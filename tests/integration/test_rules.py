@@ -54,6 +54,10 @@ def refused(
     assert event_count(ledger) == before, "a refused command wrote events"
 
 
+def at_moment(moment: datetime) -> CommandContext:
+    return CommandContext(recorded_by="test-token", occurred_at=moment)
+
+
 def scope_entry(ledger: ReleaseLedger, train: str, feature: str) -> dict[str, Any]:
     (entry,) = [e for e in ledger.train(train)["scope"] if e["feature"] == feature]
     return entry
@@ -1155,6 +1159,39 @@ def test_a_late_event_is_accepted_when_valid(ledger: ReleaseLedger) -> None:
         assert recorded.occurred_at == occurred.occurred_at
         assert recorded.recorded_at - recorded.occurred_at > timedelta(days=2, hours=23)
     assert ledger.feature("DEDUP-7")["status"] == "committed"
+
+
+def test_a_late_move_cannot_precede_a_later_decision_in_its_train(ledger: ReleaseLedger) -> None:
+    """A move backdated before the feature's last decision in its train is refused: the
+    train would keep the feature that the other train gains."""
+    scoped(ledger, "5.5", "DEDUP-7")
+    plan(ledger, "5.6")
+    ledger.decide("5.5", "DEDUP-7", "stretch", DIRECTOR, reason="capacity", context=at(5))
+    with refused(ledger, RuleViolation, r"DEDUP-7 was last decided in 5\.5 at .* before that"):
+        ledger.decide(
+            "5.5", "DEDUP-7", "move", DIRECTOR, to_train="5.6", reason="rework", context=at(6)
+        )
+    assert scope_entry(ledger, "5.5", "DEDUP-7")["status"] == "stretched"
+    assert ledger.feature("DEDUP-7")["train"] == "5.5"
+
+
+def test_an_undated_decision_that_lost_a_race_occurs_after_its_rival(
+    ledger: ReleaseLedger,
+) -> None:
+    """A decision without occurred_at whose clock was read before a rival's recorded
+    decision is redone with a later time, so the rival does not override it."""
+    now = datetime.now(UTC)
+    rival, stale, fresh = now - timedelta(minutes=2), now - timedelta(minutes=3), now
+    scoped(ledger, "5.5", "DEDUP-7")
+    ledger.decide("5.5", "DEDUP-7", "commit", DIRECTOR, context=at_moment(rival))
+    # The clock was read (stale) before the rival's commit was recorded, then again.
+    readings = iter([stale, now])
+    ledger.clock = lambda: next(readings, fresh)
+
+    result = ledger.decide("5.5", "DEDUP-7", "stretch", DIRECTOR, reason="capacity")
+
+    assert {e.occurred_at for e in result.events} == {fresh}
+    assert scope_entry(ledger, "5.5", "DEDUP-7")["status"] == "stretched"
 
 
 # ================================================================== release
