@@ -42,9 +42,9 @@ from tests.conftest import open_ledger
 from tests.integration.test_projection_properties import (
     check_event_rows,
     check_positions_at_head,
-    live_rows,
     new_postgres_database,
 )
+from tests.projection_fixtures import live_rows
 
 WAIT_SECONDS = 30
 WORKER = """

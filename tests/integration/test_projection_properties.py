@@ -22,42 +22,13 @@ from ledger.exceptions import LedgerError, NotFound
 from ledger.feature import Feature
 from ledger.train import Train
 from projections import tables
-from projections.projectors import AUDITED, JOURNEY_ACTIONS, PROJECTION_NAMES, all_projections
+from projections.projectors import AUDITED, JOURNEY_ACTIONS, PROJECTION_NAMES
 from projections.queries import TimePoint
 from projections.runner import ProjectionRunner, projection_status, rebuild
 from tests.conftest import open_ledger
-from tests.projection_fixtures import Projected, projected
+from tests.projection_fixtures import Projected, live_rows, projected
 
 # ------------------------------------------------------------------ shared checks
-
-
-def owners() -> dict[str, str]:
-    """Which projection owns each table (the stream keys belong to none)."""
-    return {table.name: p.name for p in all_projections() for table in p.tables}
-
-
-def live_rows(engine: Engine) -> dict[str, list[str]]:
-    """Every projection table's rows of the live generation, without the generation column."""
-    owner = owners()
-    with engine.connect() as connection:
-        generations = dict(
-            connection.execute(
-                select(tables.projection_state.c.name, tables.projection_state.c.generation)
-            ).all()
-        )
-        snapshot = {}
-        for table in tables.metadata.sorted_tables:
-            if table is tables.projection_state:
-                continue
-            query = select(table)
-            if table.name in owner:
-                query = query.where(table.c.generation == generations.get(owner[table.name], 1))
-            rows = [
-                repr(sorted((k, v) for k, v in row._asdict().items() if k != "generation"))
-                for row in connection.execute(query)
-            ]
-            snapshot[table.name] = sorted(rows)
-    return snapshot
 
 
 def decoded_log(ledger: ReleaseLedger) -> list[tuple[int, Any]]:
