@@ -89,6 +89,8 @@ class StoredResponse:
     status_code: int
     headers: dict[str, str]
     body: bytes
+    asks_for_retry: bool = False
+    """It carried ``Retry-After`` (not kept: a replay is never a request to retry)."""
 
     @classmethod
     def from_messages(cls, messages: list[Message]) -> StoredResponse:
@@ -105,12 +107,13 @@ class StoredResponse:
                 for message in messages
                 if message["type"] == "http.response.body"
             ),
+            asks_for_retry="retry-after" in headers,
         )
 
     @property
     def is_final(self) -> bool:
         """The command's own answer; not a failure or a request to try again later."""
-        return self.status_code < 500 and "retry-after" not in self.headers
+        return self.status_code < 500 and not self.asks_for_retry
 
     def replay(self) -> Response:
         return Response(

@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from api.idempotency import STALE_AFTER, fingerprint, utc_now
 from ledger.application import CommandContext
 from ledger.config import Database
+from ledger.exceptions import ConcurrencyConflict
 from projections.schema import engine_for, upgrade
 from projections.tables import idempotency_keys
 from tests.conftest import event_count
@@ -215,6 +216,27 @@ def test_a_request_still_in_progress_is_409_with_retry_after(
     assert_problem(response, 409, "idempotency-key-in-progress")
     assert response.headers["retry-after"] == "1"
     assert event_count(sqlite_api.ledger) == recorded
+
+
+def test_a_conflict_that_asks_for_a_retry_frees_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 409 with Retry-After (writers kept colliding) is not kept: the retry runs the command."""
+    with open_api(f"sqlite:///{tmp_path / 'ledger.sqlite3'}", monkeypatch) as opened:
+        with monkeypatch.context() as patched:
+
+            def collide(*_args: Any, **_kwargs: Any) -> None:
+                raise ConcurrencyConflict("plan_train on train:5.6 kept conflicting")
+
+            patched.setattr(opened.ledger, "plan_train", collide)
+            conflicted = post(opened, "/v1/trains", PLAN_5_6, "plan-5.6")
+
+        retried = post(opened, "/v1/trains", PLAN_5_6, "plan-5.6")
+
+    assert_problem(conflicted, 409, "concurrency-conflict")
+    assert conflicted.headers["retry-after"] == "1"
+    assert retried.status_code == 201, retried.text
+    assert "idempotent-replayed" not in retried.headers
 
 
 def test_a_server_failure_frees_the_key_for_the_same_request_only(
