@@ -102,8 +102,21 @@ class EventLog:
         """Create what the log needs (the library's tables, the append-only guard)."""
 
 
+POOL_WAIT_SECONDS = 1.0
+"""How long a statement waits for a pooled connection before the library retries it."""
+
+
 class PostgresEventLog(EventLog):
     recorder: PostgresApplicationRecorder
+
+    def __init__(self, recorder: PostgresApplicationRecorder) -> None:
+        super().__init__(recorder)
+        # The library retries a failed statement ten times, and each try waits for a
+        # pooled connection as long as a TCP connect may take (5 s): while the database
+        # is down a command would hold its request for most of a minute. Waiting 1 s
+        # per try bounds that near 12 s, and a connection is free in milliseconds when
+        # the database is up.
+        recorder.datastore.pool.timeout = POOL_WAIT_SECONDS
 
     @property
     def _table(self) -> sql.Composed:

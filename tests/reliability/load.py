@@ -59,10 +59,14 @@ class Outcome:
     write: Write
     answers: list[int] = field(default_factory=list)
     """Each attempt's status; 0 where no answer came (refused, reset or timed out)."""
+    answered_at: list[float] = field(default_factory=list)
+    """When each attempt ended (``time.monotonic``)."""
     positions: tuple[int, ...] = ()
     """The positions a 2xx answer listed."""
     slowest: float = 0.0
     replayed: bool = False
+    problem: str = ""
+    """The last refusal's body, for the message of a failing check."""
 
     @property
     def status(self) -> int:
@@ -113,8 +117,12 @@ class Client:
                 )
             except httpx.TransportError:
                 response = None
-            outcome.slowest = max(outcome.slowest, time.monotonic() - started)
+            ended = time.monotonic()
+            outcome.slowest = max(outcome.slowest, ended - started)
             outcome.answers.append(response.status_code if response is not None else 0)
+            outcome.answered_at.append(ended)
+            if response is not None and response.is_error:
+                outcome.problem = response.text[:500]
             if response is not None and response.is_success:
                 outcome.positions = tuple(event["position"] for event in response.json()["events"])
                 outcome.replayed = response.headers.get("idempotent-replayed") == "true"
