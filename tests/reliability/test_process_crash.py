@@ -1,0 +1,157 @@
+"""Process crash: ``ledger serve`` is SIGKILLed mid-load and mid-webhook-burst, then
+started again on the same database and port.
+
+Writers keep their Idempotency-Keys and resend until they hear a final answer; QTest and
+Jira resend every delivery they saw no 202 for. Afterwards nothing acknowledged is lost,
+nothing is recorded twice, the inbox drains, and the golden cycle's totals are QTest's.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from ledger.application import ReleaseLedger
+from ledger.config import Settings
+from tests.conftest import at
+from tests.fakes.qtest import FakeQTest
+from tests.integration.test_webhooks import fix_version_move
+from tests.reliability.audit import audit, record_figures
+from tests.reliability.load import Outcome, Tally, Write, keep_writing, scaled
+from tests.reliability.webhooks import Delivery, Sent, drained, send_all
+from tests.served import Served, serving
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+WRITERS = 8
+SENDERS = 8
+LOGS = int(scaled(1500))
+FEATURES = int(scaled(60))
+KILL_AFTER_SECONDS = 3.0
+DOWN_SECONDS = 2.0
+LOAD_SECONDS = KILL_AFTER_SECONDS + DOWN_SECONDS + 6.0
+SEED = 20261127
+
+
+@dataclass
+class Arena:
+    served: Served
+    qtest: FakeQTest
+
+
+@pytest.fixture(scope="module")
+def arena(
+    request: pytest.FixtureRequest,
+    postgres_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Arena]:
+    """``ledger serve`` wired to a fake QTest, with 7.1 (its features proposed) and 7.2."""
+    with FakeQTest() as qtest:
+        settings = {"LEDGER_QTEST_BASE_URL": qtest.base_url, "LEDGER_QTEST_TOKEN": qtest.token}
+        with serving(request, postgres_server, tmp_path_factory, settings) as served:
+            ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
+            try:
+                for train in ("7.1", "7.2"):
+                    ledger.plan_train(train, "major", "Ada Planner", context=at(90))
+                for n in range(FEATURES):
+                    ledger.propose_scope(
+                        "7.1", f"CRASH-{n}", "committed", "Ada Planner", context=at(80)
+                    )
+            finally:
+                ledger.close()
+            yield Arena(served, qtest)
+
+
+def golden_logs(qtest: FakeQTest, rng: random.Random) -> tuple[int, list[int]]:
+    """A "Golden" cycle of 7.1, each run executed once and a few retested."""
+    cycle = qtest.add_cycle("Golden", release=qtest.add_release("Release 7.1"))
+    runs = [qtest.add_test_run(cycle) for _ in range(LOGS)]
+    logs = [qtest.submit_log(run, rng.choice(["Passed", "Passed", "Failed"])) for run in runs]
+    logs += [qtest.submit_log(run, "Passed") for run in rng.sample(runs, LOGS // 20)]
+    return cycle, logs
+
+
+def qa_run(rng: random.Random) -> Write:
+    passed = rng.randint(90, 100)
+    body = {"cycle": "phase1", "build": "7.1-b2", "total": 100, "passed": passed}
+    return Write("/v1/trains/7.2/qa-runs", body | {"failed": 100 - passed, "actor": "Quinn QA"})
+
+
+def test_a_server_killed_mid_load_loses_and_doubles_nothing(arena: Arena) -> None:
+    """After a SIGKILL and a restart, every acknowledged write and delivery is there once,
+    the inbox drains, and the golden totals equal QTest's."""
+    served, rng = arena.served, random.Random(SEED)
+    cycle, logs = golden_logs(arena.qtest, rng)
+    moves = [
+        Delivery(
+            "jira",
+            json.dumps(fix_version_move(f"CRASH-{n}", "7.1", "7.2", changelog=str(n))).encode(),
+        )
+        for n in range(FEATURES)
+    ]
+    deliveries = [Delivery("qtest", arena.qtest.webhook_body(log)) for log in logs] + moves
+    rng.shuffle(deliveries)
+
+    outcomes: list[Outcome] = []
+    sent: list[Sent] = []
+    loads = [
+        threading.Thread(
+            target=lambda: outcomes.extend(
+                keep_writing(
+                    served.base_url, served.tokens["writer"], WRITERS, LOAD_SECONDS, qa_run
+                )
+            )
+        ),
+        threading.Thread(target=lambda: sent.extend(send_all(served, deliveries, SENDERS))),
+    ]
+    for load in loads:
+        load.start()
+    time.sleep(KILL_AFTER_SECONDS)
+    served.server.kill()
+    killed = time.monotonic()
+    time.sleep(DOWN_SECONDS)
+    served.server.start()
+    restarted = time.monotonic()
+    for load in loads:
+        load.join(timeout=300)
+        assert not load.is_alive(), "a load did not finish"
+    counts = drained(served)
+    drained_after = time.monotonic() - restarted
+
+    tally = Tally.of(outcomes)
+    assert (tally.unresolved, tally.refused) == (0, 0), tally
+    assert 0 in tally.statuses, f"no write was cut off by the kill: {tally}"
+    assert all(s.acknowledged for s in sent), [s.answers for s in sent if not s.acknowledged]
+    assert counts == {"pending": 0, "applied": len(deliveries), "ignored": 0, "failed": 0}
+    assert golden_totals(served) == arena.qtest.cycle_totals(cycle)
+    assert moved_features(served) == {f"CRASH-{n}" for n in range(FEATURES)}
+    report = audit(served.database_url, outcomes)
+    record_figures(
+        "process crash",
+        tally,
+        report,
+        deliveries=len(deliveries),
+        deliveries_resent=sum(len(s.answers) > 1 for s in sent),
+        down_seconds=round(restarted - killed, 1),
+        inbox_drained_after_restart_seconds=round(drained_after, 1),
+    )
+
+
+def golden_totals(served: Served) -> dict[str, int]:
+    ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
+    try:
+        golden = ledger.train("7.1")["qa"]["golden"]
+    finally:
+        ledger.close()
+    return {name: golden[name] for name in ("total", "passed", "failed", "blocked")}
+
+
+def moved_features(served: Served) -> set[str]:
+    scope = served.get("/v1/trains/7.2").json()["scope"]
+    return {item["feature"] for item in scope if item["status"] != "moved_out"}
