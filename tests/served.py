@@ -223,3 +223,14 @@ def serving_on(
     secrets = tokens | WEBHOOK_SECRETS
     leaked = [name for name, secret in secrets.items() if secret in log_path.read_text()]
     assert not leaked, f"the {', '.join(leaked)} secret appears in the server log {log_path}"
+
+
+@pytest.fixture(scope="module")
+def served(
+    request: pytest.FixtureRequest,
+    postgres_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
+    """``ledger serve`` on a new PostgreSQL database, with a token per role (one per module)."""
+    with serving(request, postgres_server, tmp_path_factory) as server:
+        yield server
