@@ -2,7 +2,8 @@
 
 A token is 256 random bits, so a plain SHA-256 of it cannot be reversed or guessed;
 a slow password hash would only slow every request down. The lookup goes by hash, and
-the stored hash is compared in constant time as well.
+the stored hash is compared in constant time as well. A token may carry an expiry;
+once past it, the token is refused exactly as an unknown or revoked one is.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import Engine, insert, select, update
@@ -25,6 +26,11 @@ from projections.tables import api_tokens
 TOKEN_PREFIX = "rlt_"
 MAX_TOKEN_LENGTH = 256
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+# ASCII digits only: \d would also take other scripts' digits, which int() then accepts.
+DURATION_PATTERN = re.compile(r"([0-9]{1,7})([mhd])")
+DURATION_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+# Far enough for any credential meant to expire; beyond it, a token should simply not expire.
+MAX_LIFETIME = timedelta(days=3650)
 
 
 class Role(StrEnum):
@@ -65,14 +71,41 @@ def check_name(name: str) -> str:
     return name
 
 
-def create_token(engine: Engine, name: str, role: str) -> str:
+def parse_duration(value: str, *, field: str = "expires_in") -> timedelta:
+    """A lifetime written as a whole number of minutes, hours or days: 30m, 12h, 90d.
+
+    Nothing else is taken (no spaces, signs, fractions or other units), and it must be
+    more than zero and at most ``MAX_LIFETIME``.
+    """
+    usage = f"{field} must be a whole number of minutes, hours or days, like 30m, 12h or 90d"
+    match = DURATION_PATTERN.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidCommand(f"{usage}, not {value!r}", field=field)
+    duration = int(match[1]) * DURATION_UNITS[match[2]]
+    if duration <= timedelta(0):
+        raise InvalidCommand(f"{field} must be more than zero, not {value!r}", field=field)
+    if duration > MAX_LIFETIME:
+        raise InvalidCommand(
+            f"{field} must be at most {MAX_LIFETIME.days}d, not {value!r}; "
+            "leave it out for a token that never expires",
+            field=field,
+        )
+    return duration
+
+
+def create_token(
+    engine: Engine, name: str, role: str, *, expires_at: datetime | None = None
+) -> str:
     """Make a token for ``name`` with ``role``; the only time the token itself is seen.
 
     Names are never reused, even after a revocation, so ``recorded_by`` on an event
-    always points at one credential.
+    always points at one credential. From ``expires_at`` on the token is refused;
+    without it, the token lasts until revoked.
     """
     check_name(name)
     token_role = parse_enum(Role, role, field="role")
+    if expires_at is not None and expires_at.utcoffset() is None:
+        raise InvalidCommand("expires_at needs a UTC offset", field="expires_at")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     try:
         with engine.begin() as connection:
@@ -82,6 +115,7 @@ def create_token(engine: Engine, name: str, role: str) -> str:
                     role=str(token_role),
                     token_hash=token_hash(token),
                     created_at=datetime.now(UTC),
+                    expires_at=expires_at,
                     revoked_at=None,
                 )
             )
@@ -107,18 +141,62 @@ def revoke_token(engine: Engine, name: str) -> bool:
     return bool(changed)
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown about a token: never the token, nor its hash."""
+
+    name: str
+    role: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def expired(self, now: datetime) -> bool:
+        return _expired(self.expires_at, now)
+
+
+def _expired(expires_at: datetime | None, now: datetime) -> bool:
+    """A token is refused from its ``expires_at`` on; one without it never expires."""
+    return expires_at is not None and expires_at <= now
+
+
+def list_tokens(engine: Engine) -> list[TokenInfo]:
+    """Every token ever made, oldest first, revoked and expired ones included."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                api_tokens.c.name,
+                api_tokens.c.role,
+                api_tokens.c.created_at,
+                api_tokens.c.expires_at,
+                api_tokens.c.revoked_at,
+            ).order_by(api_tokens.c.created_at, api_tokens.c.name)
+        ).all()
+    return [
+        TokenInfo(row.name, row.role, row.created_at, row.expires_at, row.revoked_at)
+        for row in rows
+    ]
+
+
 def authenticate(engine: Engine, token: str) -> Principal | None:
-    """The principal of a valid, unrevoked token; None for anything else."""
+    """The principal of a valid, unrevoked, unexpired token; None for anything else."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_hash(token)
     with engine.connect() as connection:
         row = connection.execute(
-            select(api_tokens.c.name, api_tokens.c.role, api_tokens.c.token_hash).where(
-                api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None)
-            )
+            select(
+                api_tokens.c.name,
+                api_tokens.c.role,
+                api_tokens.c.token_hash,
+                api_tokens.c.expires_at,
+            ).where(api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None))
         ).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    # Compared here rather than in SQL: SQLite keeps timestamps as text, and UTCDateTime
+    # hands both backends' values back as aware UTC datetimes.
+    if _expired(row.expires_at, datetime.now(UTC)):
         return None
     try:
         role = Role(row.role)

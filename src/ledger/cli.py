@@ -22,11 +22,11 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from api.tokens import create_token, revoke_token
+from api.tokens import create_token, list_tokens, parse_duration, revoke_token
 from integrations.config import IntegrationsConfig, qtest_client
 from integrations.inbox import DeliveryStatus, Inbox, Integration
 from integrations.processor import InboxProcessor, InboxWorker, Round
@@ -340,7 +340,9 @@ def _aware(moment: datetime) -> datetime:
 
 
 token_app = typer.Typer(
-    name="token", help="Bearer tokens for the HTTP API: create and revoke.", no_args_is_help=True
+    name="token",
+    help="Bearer tokens for the HTTP API: create, list and revoke.",
+    no_args_is_help=True,
 )
 app.add_typer(token_app, name="token")
 
@@ -363,18 +365,57 @@ def opened_token_store() -> Iterator[Engine]:
         engine.dispose()
 
 
+def _utc_minute(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="who the token is for; recorded_by on its events")],
     role: Annotated[str, typer.Option(help="reader, writer or admin")],
+    expires_in: Annotated[
+        str | None,
+        typer.Option(help="refuse the token after this long: 30m, 12h, 90d; default: never"),
+    ] = None,
 ) -> None:
     """Create a token and print it, alone, on standard output: it is never shown again."""
+    expires_at = None
+    if expires_in is not None:
+        # Checked before the database is opened, so a typo costs no connection.
+        try:
+            expires_at = datetime.now(UTC) + parse_duration(expires_in, field="--expires-in")
+        except LedgerError as error:
+            fail(error.detail)
     with opened_token_store() as engine:
-        token = create_token(engine, name, role)
+        token = create_token(engine, name, role, expires_at=expires_at)
     # The token goes to stdout alone so that $(ledger token create ...) captures just it.
     sys.stdout.write(token + "\n")
     sys.stdout.flush()
-    console.print(f"created token {name} with role {role}; store it now, it is shown only once")
+    lifetime = f"expires {_utc_minute(expires_at)} UTC" if expires_at else "never expires"
+    console.print(
+        f"created token {name} with role {role} ({lifetime}); store it now, it is shown only once",
+        highlight=False,
+    )
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Every token's name, role, and when it was created, expires and was revoked."""
+    with opened_token_store() as engine:
+        tokens = list_tokens(engine)
+    now = datetime.now(UTC)
+    # A name folds over lines rather than losing its end: a cut name names another token.
+    name = Column("name", overflow="fold")
+    table = Table(name, "role", "created (UTC)", "expires (UTC)", "revoked (UTC)")
+    for token in tokens:
+        expires = "never"
+        if token.expires_at is not None:
+            expires = _utc_minute(token.expires_at)
+            if token.expired(now):
+                expires += " (expired)"
+        revoked = _utc_minute(token.revoked_at) if token.revoked_at else ""
+        table.add_row(token.name, token.role, _utc_minute(token.created_at), expires, revoked)
+    Console().print(table)
 
 
 @token_app.command("revoke")

@@ -304,7 +304,7 @@ stream_keys = Table(
 
 # Not a projection: the API's bearer tokens live beside the read models so that one
 # database URL is all a server needs. Only a SHA-256 of each token is kept; the token
-# itself is shown once, when it is made.
+# itself is shown once, when it is made. A token without ``expires_at`` never expires.
 api_tokens = Table(
     "api_tokens",
     metadata,
@@ -313,6 +313,7 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
     Index("ix_api_tokens_token_hash", "token_hash", unique=True),
 )
 

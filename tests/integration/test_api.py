@@ -708,8 +708,26 @@ def test_every_answer_carries_the_security_headers_and_no_cors(sqlite_api: Api) 
         assert answer.headers["x-frame-options"] == "DENY"
         assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
         assert answer.headers["referrer-policy"] == "no-referrer"
-        assert "access-control-allow-origin" not in answer.headers
+        assert not [name for name in answer.headers if name.startswith("access-control-")]
     assert [answer.status_code for answer in answers] == [200, 404, 200, 200]
+
+
+@pytest.mark.parametrize("path", ["/v1/trains", "/v1/trains/5.5/decisions"])
+def test_a_cors_preflight_is_not_granted(sqlite_api: Api, path: str) -> None:
+    """A cross-site preflight gets no Access-Control-Allow-* answer, so no browser sends."""
+    preflight = sqlite_api.client.options(
+        path,
+        headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+
+    assert not [name for name in preflight.headers if name.startswith("access-control-")]
+    assert_problem(preflight, 405)
+    assert preflight.headers["x-frame-options"] == "DENY"
+    assert preflight.headers["x-content-type-options"] == "nosniff"
 
 
 def test_liveness_and_readiness_answer_without_a_token(api: Api) -> None:

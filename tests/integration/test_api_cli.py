@@ -1,7 +1,10 @@
-"""The command line around the API: ``ledger token create|revoke`` and ``ledger serve``."""
+"""The API's tokens and the command line around it: ``ledger token create|list|revoke``,
+tokens that expire, and ``ledger serve``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +12,22 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from api.tokens import Principal, Role, authenticate
+from api.tokens import (
+    Principal,
+    Role,
+    authenticate,
+    create_token,
+    list_tokens,
+    revoke_token,
+    token_hash,
+)
 from ledger.cli import app
 from ledger.config import Database
+from ledger.exceptions import InvalidCommand
 from projections.schema import engine_for
+from tests.integration.test_api import Api, api_url, assert_problem, open_api
+
+__all__ = ["api_url"]  # a fixture, imported for its PostgreSQL upgrade
 
 
 @pytest.fixture
@@ -25,12 +40,88 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
 
 
+@pytest.fixture
+def api(api_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    """The API on each backend, with a token per role that never expires."""
+    with open_api(api_url, monkeypatch) as opened:
+        yield opened
+
+
 def principal_of(url: str, token: str) -> Principal | None:
     engine = engine_for(Database.from_url(url))
     try:
         return authenticate(engine, token)
     finally:
         engine.dispose()
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    """The body rows of a rich table on ``output``, by their first cell."""
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in output.splitlines()
+        if line.startswith("│")
+    ]
+    return {row[0]: row[1:] for row in rows}
+
+
+# ======================================================================= expiry
+
+
+def test_an_expired_token_is_refused_like_an_unknown_one(api: Api) -> None:
+    """Past its expiry a token is a 401 whose answer is the same as an unknown token's."""
+    lapsed = create_token(
+        api.engine, "lapsed", "admin", expires_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    unknown = "rlt_" + "x" * 43
+
+    refused = api.client.get("/v1/trains", headers={"Authorization": f"Bearer {lapsed}"})
+    stranger = api.client.get("/v1/trains", headers={"Authorization": f"Bearer {unknown}"})
+
+    assert assert_problem(refused, 401, "unauthorized") == assert_problem(stranger, 401)
+    assert refused.headers["www-authenticate"] == stranger.headers["www-authenticate"]
+    assert "lapsed" not in refused.text
+
+
+def test_a_token_before_its_expiry_is_accepted(api: Api) -> None:
+    """A token whose expiry is still ahead reads and writes as its role allows."""
+    token = create_token(
+        api.engine, "temporary", "writer", expires_at=datetime.now(UTC) + timedelta(hours=1)
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+
+    read = api.client.get("/v1/trains", headers=headers)
+    written = api.client.post(
+        "/v1/trains", json={"train": "5.5", "kind": "major", "actor": "Ada"}, headers=headers
+    )
+
+    assert (read.status_code, written.status_code) == (200, 201), written.text
+    feed = api.client.get("/v1/events", headers=headers).json()
+    assert [item["recorded_by"] for item in feed["items"]] == ["temporary"]
+
+
+def test_a_revoked_token_is_refused_before_its_expiry(api: Api) -> None:
+    """Revoking ends a token at once, whatever expiry it was given."""
+    token = create_token(
+        api.engine, "short-lived", "reader", expires_at=datetime.now(UTC) + timedelta(days=1)
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.client.get("/v1/trains", headers=headers).status_code == 200
+
+    assert revoke_token(api.engine, "short-lived") is True
+
+    assert_problem(api.client.get("/v1/trains", headers=headers), 401, "unauthorized")
+
+
+def test_an_expiry_without_an_offset_is_refused(api: Api) -> None:
+    """A naive expiry would mean a different moment on each server, so none is stored."""
+    with pytest.raises(InvalidCommand, match="expires_at needs a UTC offset"):
+        create_token(api.engine, "naive", "reader", expires_at=datetime(2030, 1, 1))
+
+    assert "naive" not in {token.name for token in list_tokens(api.engine)}
+
+
+# ================================================================== the commands
 
 
 def test_token_create_prints_the_token_alone_on_standard_output(
@@ -90,6 +181,135 @@ def test_token_errors_are_one_line_and_print_no_token(
     assert message in " ".join(result.stderr.split())
     assert result.stderr.count("error:") == 1
     assert "Traceback" not in result.output
+
+
+def test_token_create_with_expires_in_makes_a_token_that_expires_then(
+    runner: CliRunner, sqlite_url: str
+) -> None:
+    """--expires-in 90d stores an expiry 90 days after creation and says when it is."""
+    env = {"LEDGER_DATABASE_URL": sqlite_url}
+    before = datetime.now(UTC)
+
+    result = runner.invoke(
+        app,
+        ["token", "create", "--name", "ci", "--role", "reader", "--expires-in", "90d"],
+        env=env,
+    )
+
+    after = datetime.now(UTC)
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert principal_of(sqlite_url, token) == Principal("ci", Role.READER)
+    engine = engine_for(Database.from_url(sqlite_url))
+    try:
+        (stored,) = list_tokens(engine)
+    finally:
+        engine.dispose()
+    assert stored.expires_at is not None
+    assert before + timedelta(days=90) <= stored.expires_at <= after + timedelta(days=90)
+    assert f"expires {stored.expires_at:%Y-%m-%d %H:%M} UTC" in result.stderr
+
+
+def test_token_create_without_expires_in_never_expires(runner: CliRunner, sqlite_url: str) -> None:
+    """Left out, as make run and the end-to-end tests do, the token has no expiry."""
+    env = {"LEDGER_DATABASE_URL": sqlite_url}
+
+    result = runner.invoke(app, ["token", "create", "--name", "ops", "--role", "admin"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "never expires" in result.stderr
+    engine = engine_for(Database.from_url(sqlite_url))
+    try:
+        assert [token.expires_at for token in list_tokens(engine)] == [None]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("duration", "message"),
+    [
+        ("5x", "--expires-in must be a whole number of minutes, hours or days"),
+        ("90", "--expires-in must be a whole number of minutes, hours or days"),
+        ("-3d", "--expires-in must be a whole number of minutes, hours or days"),
+        ("0d", "--expires-in must be more than zero, not '0d'"),
+        ("0m", "--expires-in must be more than zero, not '0m'"),
+        ("99999d", "--expires-in must be at most 3650d"),
+    ],
+)
+def test_token_create_refuses_a_bad_duration_and_makes_no_token(
+    runner: CliRunner, sqlite_url: str, duration: str, message: str
+) -> None:
+    """A bad --expires-in is one error line naming the option, exit 1, and nothing stored."""
+    env = {"LEDGER_DATABASE_URL": sqlite_url}
+
+    result = runner.invoke(
+        app,
+        ["token", "create", "--name", "ci", "--role", "reader", "--expires-in", duration],
+        env=env,
+    )
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert message in " ".join(result.stderr.split())
+    assert result.stderr.count("error:") == 1
+    listed = runner.invoke(app, ["token", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert table_rows(listed.stdout) == {}
+
+
+def test_token_list_shows_each_tokens_life_and_never_a_secret(
+    runner: CliRunner, api_url: str
+) -> None:
+    """Name, role, created, expires and revoked per token; no token and no hash anywhere."""
+    env = {"LEDGER_DATABASE_URL": api_url, "COLUMNS": "200"}  # one table line per row
+    made = [
+        runner.invoke(app, ["token", "create", "--name", name, "--role", role, *more], env=env)
+        for name, role, more in [
+            ("ada", "admin", []),
+            ("ci", "writer", ["--expires-in", "12h"]),
+            ("old", "reader", []),
+        ]
+    ]
+    assert [result.exit_code for result in made] == [0, 0, 0]
+    tokens = [result.stdout.strip() for result in made]
+    engine = engine_for(Database.from_url(api_url))
+    try:
+        lapsed = create_token(
+            engine, "lapsed", "reader", expires_at=datetime.now(UTC) - timedelta(minutes=5)
+        )
+        revoke_token(engine, "old")
+        stored = {token.name: token for token in list_tokens(engine)}
+    finally:
+        engine.dispose()
+
+    result = runner.invoke(app, ["token", "list"], env=env)
+
+    assert result.exit_code == 0, result.output
+    rows = table_rows(result.stdout)
+
+    def minute(moment: datetime | None) -> str:
+        assert moment is not None
+        return f"{moment:%Y-%m-%d %H:%M}"
+
+    assert rows == {
+        "ada": ["admin", minute(stored["ada"].created_at), "never", ""],
+        "ci": ["writer", minute(stored["ci"].created_at), minute(stored["ci"].expires_at), ""],
+        "old": [
+            "reader",
+            minute(stored["old"].created_at),
+            "never",
+            minute(stored["old"].revoked_at),
+        ],
+        "lapsed": [
+            "reader",
+            minute(stored["lapsed"].created_at),
+            f"{minute(stored['lapsed'].expires_at)} (expired)",
+            "",
+        ],
+    }
+    for secret in [*tokens, lapsed]:
+        assert secret not in result.output
+        assert token_hash(secret) not in result.output
 
 
 def test_serve_runs_uvicorn_with_the_app_factory(
