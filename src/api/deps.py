@@ -101,7 +101,7 @@ def get_principal(
         raise ApiProblem(
             401,
             "unauthorized",
-            "the bearer token is unknown or revoked",
+            "the bearer token is unknown, expired or revoked",
             headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
         )
     return principal

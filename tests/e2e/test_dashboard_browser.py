@@ -124,7 +124,7 @@ def test_a_browser_without_a_session_is_sent_to_sign_in(
     screenshot(tab, "sign-in")
     tab.fill("#token", "rlt_not-a-token")
     tab.click("button[type=submit]")
-    expect(tab.locator(".error")).to_contain_text("unknown or revoked")
+    expect(tab.locator(".error")).to_contain_text("unknown, expired or revoked")
     tab.fill("#token", dashboard.reader_token)
     tab.click("button[type=submit]")
 

@@ -101,7 +101,7 @@ def test_an_unknown_token_does_not_sign_in(demo: Api) -> None:
     response = demo.client.post("/login", data={"token": "rlt_guess", "next": "/"})
 
     assert response.status_code == 401
-    assert "unknown or revoked" in response.text
+    assert "unknown, expired or revoked" in response.text
     assert "set-cookie" not in response.headers
 
 

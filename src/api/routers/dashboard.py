@@ -125,7 +125,9 @@ async def login(request: Request, engine: EngineDep) -> Response:
         else None
     )
     if principal is None:
-        return _login_page(request, target, error="That token is unknown or revoked.", status=401)
+        return _login_page(
+            request, target, error="That token is unknown, expired or revoked.", status=401
+        )
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
