@@ -156,11 +156,14 @@ def audit(database_url: str, outcomes: Iterable[Outcome]) -> AuditReport:
     return report
 
 
-def record_figures(scenario: str, tally: Tally, report: AuditReport, **extra: Any) -> None:
+def record_figures(
+    scenario: str, report: AuditReport, tally: Tally | None = None, **extra: Any
+) -> None:
     """Print a scenario's figures; with ``LEDGER_RELIABILITY_REPORT`` set, append them
     there as one JSON line (``make reliability`` collects them for the docs)."""
-    figures = {"scenario": scenario, **asdict(tally), **asdict(report), **extra}
-    print(f"\n{scenario}: {tally}; audit {report}; {extra}")
+    writes = asdict(tally) if tally is not None else {}
+    figures = {"scenario": scenario, **writes, **asdict(report), **extra}
+    print(f"\n{scenario}: {tally or 'no API writes'}; audit {report}; {extra}")
     target = os.environ.get("LEDGER_RELIABILITY_REPORT")
     if target:
         with Path(target).open("a") as file:

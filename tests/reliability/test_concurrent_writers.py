@@ -102,4 +102,4 @@ def test_concurrent_conflicting_writers_lose_and_double_nothing(served: Served) 
                 t, [i for i in served.get(f"/v1/trains/{t}").json()["scope"] if i["feature"] == f]
             )
     assert not scopes[0] & scopes[1], f"in the scope of both trains: {scopes[0] & scopes[1]}"
-    record_figures("concurrent writers", tally, report, clients=CLIENTS, seconds=SECONDS)
+    record_figures("concurrent writers", report, tally, clients=CLIENTS, seconds=SECONDS)

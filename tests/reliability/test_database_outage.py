@@ -198,8 +198,8 @@ def test_the_api_answers_503_while_the_database_is_down_and_recovers_by_itself(
     report = audit(served.database_url, outcomes)
     record_figures(
         "database outage",
-        tally,
         report,
+        tally,
         outage_seconds=round(restarted - stopped, 1),
         first_write_after_restart_seconds=round(recovered - restarted, 2),
         ready_after_restart_seconds=round(ready_again - restarted, 2),

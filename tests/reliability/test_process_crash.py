@@ -134,8 +134,8 @@ def test_a_server_killed_mid_load_loses_and_doubles_nothing(arena: Arena) -> Non
     report = audit(served.database_url, outcomes)
     record_figures(
         "process crash",
-        tally,
         report,
+        tally,
         deliveries=len(deliveries),
         deliveries_resent=sum(len(s.answers) > 1 for s in sent),
         down_seconds=round(restarted - killed, 1),
