@@ -14,10 +14,6 @@ from email.message import Message
 from http import HTTPStatus
 from typing import Any
 
-import psycopg
-import sqlalchemy.exc
-from eventsourcing.persistence import InterfaceError as StoreInterfaceError
-from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
@@ -35,23 +31,13 @@ from ledger.exceptions import (
     NotFound,
     RuleViolation,
 )
+from projections.schema import UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
 
 PROBLEM_BASE = "/problems/"
 MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 1
-
-UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    StoreOperationalError,
-    StoreInterfaceError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
-"""The database is down, locked or out of connections: worth a retry, not a client's fault."""
 
 
 class ApiProblem(Exception):

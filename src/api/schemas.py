@@ -21,12 +21,20 @@ from pydantic import (
     PlainSerializer,
 )
 
-from ledger.values import FEATURE_KEY_PATTERN, TRAIN_ID_PATTERN
+from ledger.values import (
+    EARLIEST_DATE,
+    FEATURE_KEY_PATTERN,
+    LATEST_DATE,
+    MAX_CUSTOMER_WEIGHT,
+    TRAIN_ID_PATTERN,
+)
 
 MAX_TEXT = 2000
 MAX_ITEMS = 1000
 MAX_COUNT = 100_000_000
 MAX_POSITION = 2**63 - 1
+FILTER_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+"""A text filter: control characters match nothing stored, and PostgreSQL refuses NUL."""
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
@@ -48,8 +56,17 @@ def iso_utc(moment: datetime) -> str:
         return moment.isoformat()
 
 
+def _in_date_range(day: dt.date) -> dt.date:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"must lie between {EARLIEST_DATE} and {LATEST_DATE}")
+    return day
+
+
 Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
 """A client's point in time: ISO 8601 with a UTC offset, e.g. 2026-11-02T14:30:00+01:00."""
+
+CalendarDate = Annotated[dt.date, AfterValidator(_in_date_range)]
+"""A plan's date (YYYY-MM-DD), between 1900 and 2199."""
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
 """A point in time in a response, in UTC; pydantic alone would write ``Z`` and keep offsets."""
@@ -137,7 +154,7 @@ class ScheduleGate(Command):
         }
     )
 
-    date: dt.date = Field(description="the target date; a later different date is a slip")
+    date: CalendarDate = Field(description="the target date; a later different date is a slip")
     reason: Text | None = None
 
 
@@ -164,7 +181,9 @@ class CustomerAsk(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Annotated[str, Field(min_length=1, max_length=200, examples=["Globex"])]
-    weight: float = Field(gt=0, description="deal size or temperature", examples=[8.0])
+    weight: float = Field(
+        gt=0, le=MAX_CUSTOMER_WEIGHT, description="deal size or temperature", examples=[8.0]
+    )
     note: Text | None = None
 
 
@@ -288,7 +307,7 @@ class ChangeSupport(Command):
     )
 
     status: Literal["supported", "hotfix_only", "eol"]
-    eol_date: date | None = None
+    eol_date: CalendarDate | None = None
     reason: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 
 

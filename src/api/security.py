@@ -43,12 +43,17 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-SECRET_QUERY = re.compile(r"(?i)\b(token)=[^&\s]*")
+SECRET_QUERY = re.compile(
+    r"(?i)((?:^|[?&;])[^=&;\s]*(?:token|secret|password|signature|key)[^=&;\s]*)=[^&;\s]*"
+)
+"""A query parameter whose name says it carries a credential: ``token``, ``access_token``,
+``api_key``, ``client_secret``, ... (clients put them in URLs by mistake, too)."""
 ACCESS_LOGGER = "uvicorn.access"
 
 
 class RedactSecrets(logging.Filter):
-    """Mask URL tokens (QTest's ``?token=``) in access log lines, which print the query."""
+    """Mask credentials in URLs (QTest's ``?token=``, a misplaced ``?access_token=``) in
+    access log lines, which print the query."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+import unicodedata
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import orjson
 
 from integrations import signatures
 from integrations.inbox import Arrival, Inbox, Integration
+from projections.schema import UNAVAILABLE_ERRORS
 
 JIRA_DELIVERY_HEADER = "x-atlassian-webhook-identifier"
 JIRA_SIGNATURE_HEADER = "x-hub-signature"
@@ -160,8 +162,13 @@ class Webhooks:
     def _write_batch(self, batch: list[tuple[Arrival, Future[Received]]]) -> None:
         try:
             stored = self.inbox.receive([arrival for arrival, _ in batch])
-        except Exception as error:  # the database failed: every waiting sender hears it
-            for _, waiting in batch:
+        except Exception as error:
+            if len(batch) > 1 and not isinstance(error, UNAVAILABLE_ERRORS):
+                # One delivery the database refuses must not fail the others with it.
+                for item in batch:
+                    self._write_batch([item])
+                return
+            for _, waiting in batch:  # the database failed: every waiting sender hears it
                 waiting.set_exception(error)
             return
         for (arrival, waiting), (delivery, new) in zip(batch, stored, strict=True):
@@ -178,11 +185,20 @@ def _arrival(
     verified: str,
     body: bytes,
 ) -> Arrival:
+    key, event_type = _printable(key), _printable(event_type)
     if len(key) > MAX_KEY_LENGTH:
         key = _body_key(key.encode())
     kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
     kept[VERIFIED_HEADER] = verified
     return Arrival(integration, key, event_type[:MAX_EVENT_TYPE_LENGTH] or "unknown", kept, body)
+
+
+def _printable(text: str) -> str:
+    """Control characters written as escapes: PostgreSQL refuses NUL in text, and an
+    identity or event type is looked at and filtered on, never parsed."""
+    return "".join(
+        f"\\x{ord(char):02x}" if unicodedata.category(char) == "Cc" else char for char in text
+    )
 
 
 def _json(body: bytes) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from ledger.train import Train
 from ledger.transcodings import register_ledger_transcodings
 from ledger.values import (
     ACTIONS_NEEDING_REASON,
+    MAX_CUSTOMER_WEIGHT,
     RELEASE_GATE,
     Classification,
     DecisionAction,
@@ -48,6 +50,7 @@ from ledger.values import (
     QACycle,
     SupportStatus,
     TrainKind,
+    check_calendar_date,
     check_feature_key,
     check_train_id,
     feature_stream_id,
@@ -232,9 +235,8 @@ class ReleaseLedger(Application[UUID]):
         reason: str | None = None,
         context: CommandContext = CommandContext(),
     ) -> CommandResult:
-        if not isinstance(target_date, date) or isinstance(target_date, datetime):
-            raise InvalidCommand("date must be a calendar date (YYYY-MM-DD)", field="date")
-        reason = _optional_text(reason, "reason")
+        check_calendar_date(target_date, "date")
+        reason = _optional_text(reason, "reason", multiline=True)
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
             subject = attempt.train(train)
@@ -255,8 +257,8 @@ class ReleaseLedger(Application[UUID]):
         context: CommandContext = CommandContext(),
     ) -> CommandResult:
         gate_outcome = parse_enum(GateOutcome, outcome, field="outcome")
-        conditions = _optional_text(conditions, "conditions")
-        notes = _optional_text(notes, "notes")
+        conditions = _optional_text(conditions, "conditions", multiline=True)
+        notes = _optional_text(notes, "notes", multiline=True)
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
             subject = attempt.train(train)
@@ -334,7 +336,7 @@ class ReleaseLedger(Application[UUID]):
         """A change-management decision: commit, stretch, drop, move or add."""
         check_feature_key(feature)
         decision = parse_enum(DecisionAction, action, field="action")
-        reason = _optional_text(reason, "reason")
+        reason = _optional_text(reason, "reason", multiline=True)
         requested_by = _optional_text(requested_by, "requested_by")
         if decision in ACTIONS_NEEDING_REASON and reason is None:
             raise InvalidCommand(f"a '{decision}' decision needs a reason", field="reason")
@@ -467,11 +469,9 @@ class ReleaseLedger(Application[UUID]):
         context: CommandContext = CommandContext(),
     ) -> CommandResult:
         support = parse_enum(SupportStatus, status, field="status")
-        reason = _required_text(reason, "reason")
-        if eol_date is not None and (
-            not isinstance(eol_date, date) or isinstance(eol_date, datetime)
-        ):
-            raise InvalidCommand("eol_date must be a calendar date (YYYY-MM-DD)", field="eol_date")
+        reason = _required_text(reason, "reason", multiline=True)
+        if eol_date is not None:
+            check_calendar_date(eol_date, "eol_date")
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
             subject = attempt.train(train)
@@ -515,7 +515,7 @@ class ReleaseLedger(Application[UUID]):
         check_feature_key(feature)
         check_train_id(train)
         milestone = _required_text(milestone, "milestone")
-        note = _optional_text(note, "note")
+        note = _optional_text(note, "note", multiline=True)
 
         def act(attempt: _Attempt, meta: EventMeta) -> None:
             self._train(train).check_occurred_after_planning(meta)
@@ -738,14 +738,17 @@ def _recorded(position: int, domain_event: Any) -> RecordedEvent:
     )
 
 
-def _required_text(value: str, field: str) -> str:
-    text = _optional_text(value, field)
+def _required_text(value: str, field: str, *, multiline: bool = False) -> str:
+    text = _optional_text(value, field, multiline=multiline)
     if text is None:
         raise InvalidCommand(f"{field} is required", field=field)
     return text
 
 
-def _optional_text(value: str | None, field: str) -> str | None:
+def _optional_text(value: str | None, field: str, *, multiline: bool = False) -> str | None:
+    """Text as given, trimmed; a name is one line, prose (``multiline``) may have line
+    breaks and tabs. No other control character, C0, DEL or C1, is ever taken: it would
+    be invisible on the board and could not be searched for."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -753,8 +756,10 @@ def _optional_text(value: str | None, field: str) -> str | None:
     text = value.strip()
     if len(text) > MAX_TEXT:
         raise InvalidCommand(f"{field} is longer than {MAX_TEXT} characters", field=field)
-    if any(ord(char) < 32 and char not in "\n\t" for char in text):
-        raise InvalidCommand(f"{field} contains control characters", field=field)
+    allowed = "\n\t" if multiline else ""
+    if any(unicodedata.category(char) == "Cc" and char not in allowed for char in text):
+        kind = "control characters" if multiline else "control characters or line breaks"
+        raise InvalidCommand(f"{field} contains {kind}", field=field)
     return text or None
 
 
@@ -776,10 +781,15 @@ def _check_customers(customers: Iterable[CustomerAsk]) -> list[CustomerAsk]:
             isinstance(weight, bool)
             or not isinstance(weight, int | float)
             or not math.isfinite(weight)
-            or weight <= 0
+            or not 0 < weight <= MAX_CUSTOMER_WEIGHT
         ):
             raise InvalidCommand(
-                "a customer's weight is a positive number", field="customers.weight"
+                f"a customer's weight is a positive number up to {MAX_CUSTOMER_WEIGHT:,}",
+                field="customers.weight",
             )
-        asks.append(CustomerAsk(name, float(weight), _optional_text(ask.note, "customers.note")))
+        asks.append(
+            CustomerAsk(
+                name, float(weight), _optional_text(ask.note, "customers.note", multiline=True)
+            )
+        )
     return asks

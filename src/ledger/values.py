@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from enum import StrEnum
 from typing import TypeVar
 from uuid import UUID, uuid5
@@ -16,6 +17,14 @@ FEATURE_KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 E = TypeVar("E", bound=StrEnum)
 
 STREAM_NAMESPACE = UUID("6f1d4c2a-52a7-4f43-9d0e-2b51c2d7a8e1")
+
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+"""Gate and end-of-life dates lie in this range: any plan fits, and every chart of them
+has room around its ends."""
+
+MAX_CUSTOMER_WEIGHT = 1_000_000
+"""Deal sizes and temperatures fit, and a feature's summed weight stays finite."""
 
 
 class TrainKind(StrEnum):
@@ -146,3 +155,15 @@ def feature_stream_id(key: str) -> UUID:
 
 def source_reference_stream_id(source_ref: str) -> UUID:
     return uuid5(STREAM_NAMESPACE, f"source-ref:{source_ref}")
+
+
+def check_calendar_date(value: object, field: str) -> date:
+    """A calendar date (not a moment) between ``EARLIEST_DATE`` and ``LATEST_DATE``."""
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise InvalidCommand(f"{field} must be a calendar date (YYYY-MM-DD)", field=field)
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise InvalidCommand(
+            f"{field} must lie between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}",
+            field=field,
+        )
+    return value

@@ -13,11 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import StaticPool
 
@@ -36,6 +40,17 @@ MIGRATION_LOCK = "release-ledger-projection-schema"
 
 _alembic_in_use = threading.Lock()
 """Alembic's ``context`` and ``op`` are module globals: one migration per process at a time."""
+
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    StoreOperationalError,
+    StoreInterfaceError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+"""The database is down, locked or out of connections: worth a retry, not a client's fault."""
 
 
 def engine_for(database: Database) -> Engine:

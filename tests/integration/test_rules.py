@@ -206,6 +206,23 @@ def test_every_command_names_its_actor(ledger: ReleaseLedger) -> None:
             ledger.decide_gate("5.5", 1, "passed", actor)
 
 
+def test_a_name_is_one_line_without_control_characters(ledger: ReleaseLedger) -> None:
+    """An actor with DEL, a C1 control or a line break is refused: it could be neither seen
+    nor searched for; a reason, which is prose, keeps its line breaks."""
+    with_anchor(ledger)
+    for actor in ("Mallory\x7f", "\x9b31mMallory", "Mallory\nApproved-by: Grace", "Mal\tlory"):
+        with refused(ledger, InvalidCommand, "actor contains control characters or line breaks"):
+            ledger.plan_train("5.6", "major", actor)
+    with refused(ledger, InvalidCommand, "reason contains control characters"):
+        ledger.decide("5.5", "DEDUP-7", "stretch", DIRECTOR, reason="capacity\x7f")
+
+    result = ledger.decide("5.5", "DEDUP-7", "stretch", DIRECTOR, reason="capacity:\n\t- QA")
+
+    recorded = result.events[0]
+    (stored,) = ledger.events.get(recorded.stream, gt=recorded.version - 1, lte=recorded.version)
+    assert stored.reason == "capacity:\n\t- QA"
+
+
 # ================================================================= planning
 
 
@@ -369,6 +386,16 @@ def test_a_gate_date_is_a_calendar_date(ledger: ReleaseLedger) -> None:
     for bad in (datetime(2025, 11, 4, 9, 0, tzinfo=UTC), "2025-11-04"):
         with refused(ledger, InvalidCommand, "date must be a calendar date"):
             ledger.schedule_gate("5.5", 1, bad, PM)  # type: ignore[arg-type]
+
+
+def test_a_gate_date_lies_between_1900_and_2199(ledger: ReleaseLedger) -> None:
+    """A gate planned for year 9999 or 1 is refused: no plan is that far, and charts of it
+    would have no room around their ends."""
+    plan(ledger)
+    for bad in (date(9999, 12, 31), date(2200, 1, 1), date(1, 1, 1), date(1899, 12, 31)):
+        with refused(ledger, InvalidCommand, "date must lie between 1900-01-01 and 2199-12-31"):
+            ledger.schedule_gate("5.5", 1, bad, PM)
+    ledger.schedule_gate("5.5", 1, date(2199, 12, 31), PM)
 
 
 def test_a_failed_gate_can_be_decided_again(ledger: ReleaseLedger) -> None:
@@ -1050,6 +1077,18 @@ def test_a_customer_weight_is_a_positive_finite_number(ledger: ReleaseLedger) ->
             ledger.record_customer_demand("DEDUP-7", "Initech", weight, PM)
     ledger.record_customer_demand("DEDUP-7", "Initech", 0.25, PM)
     assert ledger.feature("DEDUP-7")["customer_weight"] == 5.25
+
+
+def test_a_customer_weight_is_at_most_a_million(ledger: ReleaseLedger) -> None:
+    """Weights of 1e308 are refused: two of them would sum to infinity."""
+    plan(ledger)
+    with refused(ledger, InvalidCommand, "positive number up to 1,000,000"):
+        ledger.propose_scope(
+            "5.5", "DEDUP-7", "anchor", PM, customers=[CustomerAsk("Globex", 1e308)]
+        )
+    ledger.propose_scope(
+        "5.5", "DEDUP-7", "anchor", PM, customers=[CustomerAsk("Globex", 1_000_000)]
+    )
 
 
 def test_a_customer_has_a_name(ledger: ReleaseLedger) -> None:

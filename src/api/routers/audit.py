@@ -8,16 +8,12 @@ from fastapi import APIRouter, Query
 
 from api import schemas
 from api.deps import At, ProjectionReader, QueriesDep
-from api.schemas import MAX_POSITION, Moment, problems
+from api.schemas import FILTER_PATTERN, MAX_POSITION, Moment, problems
 from projections.queries import AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
-Filter = Annotated[
-    str | None,
-    # Control characters match nothing stored, and PostgreSQL refuses NUL outright.
-    Query(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"),
-]
+Filter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=FILTER_PATTERN)]
 
 
 @router.get(

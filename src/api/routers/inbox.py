@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api import schemas
 from api.deps import Admin, InboxDep, ResourcesDep
 from api.errors import ApiProblem
-from api.schemas import MAX_POSITION, problems
+from api.schemas import FILTER_PATTERN, MAX_POSITION, problems
 from integrations.inbox import Delivery, DeliveryStatus, Integration
 
 router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
@@ -38,7 +38,9 @@ async def list_inbox(
     inbox: InboxDep,
     status: schemas.DeliveryStatusName | None = None,
     integration: schemas.IntegrationName | None = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    event_type: Annotated[
+        str | None, Query(min_length=1, max_length=100, pattern=FILTER_PATTERN)
+    ] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="a cursor")] = None,
     limit: Annotated[int, Query(description="clamped, never refused")] = PAGE_DEFAULT,
 ) -> dict[str, Any]:
