@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint audit bench bench-api bench-webhooks clean
+.PHONY: run test lint audit reliability bench bench-api bench-webhooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ lint: $(STAMP)
 # database only warns, so an offline build still passes and says it was not checked.
 audit: $(STAMP)
 	$(BIN)/python scripts/audit_dependencies.py
+
+# The reliability suite at ten times its CI size; its figures go to reliability-figures.jsonl
+# (docs/reliability.md). `make test` runs the same suite at CI size.
+reliability: $(STAMP)
+	rm -f reliability-figures.jsonl
+	LEDGER_RELIABILITY_SCALE=large LEDGER_RELIABILITY_REPORT=reliability-figures.jsonl \
+		$(BIN)/pytest -s -p no:cacheprovider tests/reliability
 
 bench: $(STAMP)
 	$(BIN)/python bench/append.py
