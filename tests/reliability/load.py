@@ -143,9 +143,11 @@ def keep_writing(
     next_write: Callable[[random.Random], Write],
     seed: int = 7,
     stop: threading.Event | None = None,
+    patience: float = PATIENCE_SECONDS,
 ) -> list[Outcome]:
     """``clients`` threads sending ``next_write``'s writes for ``seconds`` (or until
-    ``stop``); every write they began, with its outcome."""
+    ``stop``), each retried for up to ``patience`` seconds; every write they began, with
+    its outcome."""
     deadline = time.monotonic() + seconds
     stop = stop or threading.Event()
 
@@ -155,7 +157,7 @@ def keep_writing(
         outcomes = []
         try:
             while time.monotonic() < deadline and not stop.is_set():
-                outcomes.append(client.send(next_write(rng)))
+                outcomes.append(client.send(next_write(rng), patience))
         finally:
             client.close()
         return outcomes

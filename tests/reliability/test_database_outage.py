@@ -25,7 +25,14 @@ import pytest
 from tests.api_client import at
 from tests.conftest import fresh_database
 from tests.reliability.audit import audit, record_figures
-from tests.reliability.load import Outcome, Tally, Write, keep_writing, scaled
+from tests.reliability.load import (
+    PATIENCE_SECONDS,
+    Outcome,
+    Tally,
+    Write,
+    keep_writing,
+    scaled,
+)
 from tests.served import Served, free_port, serving_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -159,7 +166,15 @@ def test_the_api_answers_503_while_the_database_is_down_and_recovers_by_itself(
     with ReadinessWatch(served.base_url) as readiness:
         load = threading.Thread(
             target=lambda: outcomes.extend(
-                keep_writing(served.base_url, served.tokens["writer"], CLIENTS, seconds, qa_run)
+                keep_writing(
+                    served.base_url,
+                    served.tokens["writer"],
+                    CLIENTS,
+                    seconds,
+                    qa_run,
+                    # A careful client outwaits the outage.
+                    patience=OUTAGE_SECONDS + PATIENCE_SECONDS,
+                )
             )
         )
         load.start()
