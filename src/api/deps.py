@@ -25,7 +25,7 @@ from api.idempotency import (
 )
 from api.resources import Resources
 from api.schemas import MAX_POSITION, Moment
-from api.tokens import Principal, Role, authenticate
+from api.tokens import Principal, Role
 from integrations.inbox import Inbox
 from integrations.receiving import Webhooks
 from ledger.application import CommandContext, ReleaseLedger
@@ -85,10 +85,11 @@ WebhooksDep = Annotated[Webhooks, Depends(get_webhooks)]
 # ------------------------------------------------------------- authentication
 
 
-def get_principal(
-    engine: EngineDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+async def authenticated(
+    resources: Resources, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
+    """The principal of the request's bearer token, from memory when the token is
+    remembered, else from the database (in the threadpool); 401 for anything else."""
     if credentials is None:
         raise ApiProblem(
             401,
@@ -96,7 +97,11 @@ def get_principal(
             "this needs a bearer token: Authorization: Bearer <token>",
             headers={"WWW-Authenticate": REALM},
         )
-    principal = authenticate(engine, credentials.credentials)
+    token = credentials.credentials
+    authenticator = resources.authenticator
+    principal = authenticator.remembered(token) or await run_in_threadpool(
+        authenticator.authenticate, token
+    )
     if principal is None:
         raise ApiProblem(
             401,
@@ -107,7 +112,7 @@ def get_principal(
     return principal
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def _check_role(principal: Principal, needed: Role) -> Principal:
@@ -120,16 +125,20 @@ def _check_role(principal: Principal, needed: Role) -> Principal:
     return principal
 
 
-async def require_reader(principal: PrincipalDep) -> Principal:
-    return _check_role(principal, Role.READER)
+# One dependency each (with the bearer scheme under it): FastAPI's cost grows with every
+# dependency it solves, and these run on every request.
 
 
-async def require_writer(principal: PrincipalDep) -> Principal:
-    return _check_role(principal, Role.WRITER)
+async def require_reader(request: Request, credentials: Credentials) -> Principal:
+    return _check_role(await authenticated(request.app.state.resources, credentials), Role.READER)
 
 
-async def require_admin(principal: PrincipalDep) -> Principal:
-    return _check_role(principal, Role.ADMIN)
+async def require_writer(request: Request, credentials: Credentials) -> Principal:
+    return _check_role(await authenticated(request.app.state.resources, credentials), Role.WRITER)
+
+
+async def require_admin(request: Request, credentials: Credentials) -> Principal:
+    return _check_role(await authenticated(request.app.state.resources, credentials), Role.ADMIN)
 
 
 Reader = Annotated[Principal, Depends(require_reader)]
@@ -140,9 +149,18 @@ Admin = Annotated[Principal, Depends(require_admin)]
 # ---------------------------------------------------------------- projections
 
 
+@dataclass(frozen=True)
+class ProjectionRead:
+    """A reader, the position the projections had reached for this read, and the queries."""
+
+    principal: Principal
+    min_position: int
+    queries: ProjectionQueries
+
+
 async def read_projections(
+    request: Request,
     principal: Reader,
-    resources: ResourcesDep,
     min_position: Annotated[
         int | None,
         Query(
@@ -152,11 +170,13 @@ async def read_projections(
             "(a write's `events[].position`); waits at most 5 s, then 503",
         ),
     ] = None,
-) -> Principal:
+) -> ProjectionRead:
     """A reader whose read sees the projections at ``min_position`` or later."""
+    resources: Resources = request.app.state.resources
+    reading = ProjectionRead(principal, min_position or 0, resources.queries)
     if not min_position or resources.projector.runner.position() >= min_position:
         # This process's projector committed that far, and positions only move on: no query.
-        return principal
+        return reading
     if not await run_in_threadpool(
         wait_for_position, resources.engine, PROJECTION_NAMES, min_position, MIN_POSITION_TIMEOUT
     ):
@@ -167,10 +187,10 @@ async def read_projections(
             f"within {MIN_POSITION_TIMEOUT:g} s; retry",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    return principal
+    return reading
 
 
-ProjectionReader = Annotated[Principal, Depends(read_projections)]
+ProjectionReader = Annotated[ProjectionRead, Depends(read_projections)]
 
 
 async def get_time_point(
@@ -194,13 +214,15 @@ At = Annotated[TimePoint, Depends(get_time_point)]
 
 @dataclass(frozen=True)
 class WriteContext:
-    """Who records a write through the API; ``at`` adds when it happened.
+    """Who records a write through the API, and the ledger it goes to; ``at`` adds when it
+    happened.
 
     With an Idempotency-Key, ``at`` claims the key first, since the command runs next:
     a request that is not the key's first answers from there (see ``api.idempotency``).
     """
 
     principal: Principal
+    ledger: ReleaseLedger
     correlation_id: str | None
     idempotency: IdempotentRequest | None = None
 
@@ -218,10 +240,9 @@ class WriteContext:
         )
 
 
-async def get_idempotent_request(
+async def get_write_context(
     request: Request,
     principal: Writer,
-    engine: EngineDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -234,16 +255,6 @@ async def get_idempotent_request(
             examples=["plan-5.6-2026-11-26"],
         ),
     ] = None,
-) -> IdempotentRequest | None:
-    if idempotency_key is None:
-        return None
-    body = await request.body()  # already read and cached by FastAPI for the body model
-    return open_request(request.scope, engine, principal.name, idempotency_key, body)
-
-
-async def get_write_context(
-    principal: Writer,
-    idempotency: Annotated[IdempotentRequest | None, Depends(get_idempotent_request)],
     x_correlation_id: Annotated[
         str | None,
         Header(
@@ -253,7 +264,14 @@ async def get_write_context(
         ),
     ] = None,
 ) -> WriteContext:
-    return WriteContext(principal, x_correlation_id, idempotency)
+    resources: Resources = request.app.state.resources
+    idempotency = None
+    if idempotency_key is not None:
+        body = await request.body()  # already read and cached by FastAPI for the body model
+        idempotency = open_request(
+            request.scope, resources.engine, principal.name, idempotency_key, body
+        )
+    return WriteContext(principal, resources.ledger, x_correlation_id, idempotency)
 
 
 Write = Annotated[WriteContext, Depends(get_write_context)]

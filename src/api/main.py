@@ -15,7 +15,7 @@ from api.idempotency import IdempotencyMiddleware
 from api.metrics import install_metrics
 from api.resources import lifespan
 from api.responses import PROBLEM_MEDIA_TYPE, ORJSONResponse
-from api.routers import api_router
+from api.routers import include_routers
 from api.routers.dashboard import install_dashboard
 from api.security import SecurityHeaders, redact_access_log
 from ledger.config import Settings
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders)
     install_metrics(app)  # added last, so outermost: it times the refusals above too
-    app.include_router(api_router)
+    include_routers(app)
     install_dashboard(app)
     _document_problems(app)
     return app

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.metrics import ApiMetrics, MeteredLedger
 from api.positions import BoundedRead, Positions, inbox_reader, position_reader
+from api.tokens import Authenticator
 from integrations.config import IntegrationsConfig, qtest_client, webhook_secrets
 from integrations.inbox import Inbox
 from integrations.processor import InboxProcessor, InboxWorker
@@ -26,6 +27,7 @@ from ledger.config import Database, Settings
 from projections.background import BackgroundProjector
 from projections.queries import ProjectionQueries
 from projections.schema import engine_for, prepare
+from projections.watch import ChangeWatch
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Resources:
     inbox: Inbox
     webhooks: Webhooks
     worker: InboxWorker | None
+    watch: ChangeWatch | None
+    authenticator: Authenticator
 
     @classmethod
     def open(cls, settings: Settings, metrics: ApiMetrics | None = None) -> Resources:
@@ -64,7 +68,11 @@ class Resources:
         except BaseException:
             ledger.close()
             raise
-        queries = ProjectionQueries(engine, ledger)
+        # PostgreSQL tells listeners what changed, so reads may be answered from memory.
+        watch = ChangeWatch(engine) if database.backend == "postgresql" else None
+        if watch is not None:
+            watch.start()
+        queries = ProjectionQueries(engine, ledger, watch=watch)
         positions = position_reader(ledger, engine)
         inbox = Inbox(engine)
         worker = None
@@ -87,6 +95,8 @@ class Resources:
             inbox,
             webhooks,
             worker,
+            watch,
+            Authenticator(engine, watch),
         )
 
     def close(self) -> None:
@@ -95,6 +105,8 @@ class Resources:
             if self.worker is not None:
                 self.worker.stop()
             self.projector.stop()
+            if self.watch is not None:
+                self.watch.stop()
         finally:
             self.engine.dispose()
             self.ledger.close()

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from ledger.exceptions import InvalidCommand, NotFound, RuleViolation
 from ledger.values import parse_enum
 from projections.tables import api_tokens
+from projections.watch import ChangeWatch
 
 TOKEN_PREFIX = "rlt_"
 MAX_TOKEN_LENGTH = 256
@@ -180,6 +181,21 @@ def list_tokens(engine: Engine) -> list[TokenInfo]:
 
 def authenticate(engine: Engine, token: str) -> Principal | None:
     """The principal of a valid, unrevoked, unexpired token; None for anything else."""
+    found = _look_up(engine, token)
+    return found.principal if found is not None and found.valid(datetime.now(UTC)) else None
+
+
+@dataclass(frozen=True)
+class _Found:
+    principal: Principal
+    expires_at: datetime | None
+    epoch: int
+
+    def valid(self, now: datetime) -> bool:
+        return not _expired(self.expires_at, now)
+
+
+def _look_up(engine: Engine, token: str, epoch: int = 0) -> _Found | None:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_hash(token)
@@ -194,12 +210,51 @@ def authenticate(engine: Engine, token: str) -> Principal | None:
         ).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
-    # Compared here rather than in SQL: SQLite keeps timestamps as text, and UTCDateTime
-    # hands both backends' values back as aware UTC datetimes.
-    if _expired(row.expires_at, datetime.now(UTC)):
-        return None
     try:
         role = Role(row.role)
     except ValueError:
         return None  # a row written by hand with a role we do not know grants nothing
-    return Principal(row.name, role)
+    # Expiry is compared in Python rather than in SQL: SQLite keeps timestamps as text,
+    # and UTCDateTime hands both backends' values back as aware UTC datetimes.
+    return _Found(Principal(row.name, role), row.expires_at, epoch)
+
+
+class Authenticator:
+    """``authenticate``, remembering the tokens it found while ``watch`` hears every change
+    of tokens (PostgreSQL): a request with a remembered token reads nothing.
+
+    A revocation, a new expiry or any edit of ``api_tokens`` moves the watch's epoch on, and
+    every remembered token is looked up again; so does a connection the watch lost. Expiry
+    is checked on each request. Tokens not found are never remembered.
+    """
+
+    SIZE = 4096
+
+    def __init__(self, engine: Engine, watch: ChangeWatch | None) -> None:
+        self.engine = engine
+        self.watch = watch
+        self._known: dict[str, _Found] = {}
+
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of ``token`` if it can be known without the database, else None."""
+        watch = self.watch
+        if watch is None or not watch.listening or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        found = self._known.get(token_hash(token))
+        if found is None or found.epoch != watch.token_epoch:
+            return None
+        return found.principal if found.valid(datetime.now(UTC)) else None
+
+    def authenticate(self, token: str) -> Principal | None:
+        """Look ``token`` up in the database (blocking), remembering it when that is safe."""
+        watch = self.watch
+        # The epoch is read before the lookup: a change heard meanwhile voids what is found.
+        epoch = watch.token_epoch if watch is not None and watch.listening else None
+        found = _look_up(self.engine, token, epoch or 0)
+        if found is None or not found.valid(datetime.now(UTC)):
+            return None
+        if epoch is not None:
+            if len(self._known) >= self.SIZE:
+                self._known.clear()
+            self._known[token_hash(token)] = found
+        return found.principal

@@ -55,6 +55,7 @@ from projections.documents import (
     qa_document,
     train_document,
 )
+from projections.watch import ChangeWatch
 
 TRAIN_CACHE_SIZE = 256
 """Current train documents kept per ``ProjectionQueries``: one entry per train."""
@@ -94,16 +95,27 @@ class _CachedTrain:
     document: TrainDocument
     renderings: dict[Callable[[TrainDocument], bytes], bytes] = field(default_factory=dict)
 
+    def rendered(self, render: Callable[[TrainDocument], bytes]) -> bytes:
+        rendered = self.renderings.get(render)
+        if rendered is None:
+            rendered = self.renderings[render] = render(self.document)
+        return rendered
+
 
 class ProjectionQueries:
     """Every read of the projections the API, the dashboard and the CLI make."""
 
     def __init__(
-        self, engine: Engine, ledger: ReleaseLedger, policy: ReadinessPolicy | None = None
+        self,
+        engine: Engine,
+        ledger: ReleaseLedger,
+        policy: ReadinessPolicy | None = None,
+        watch: ChangeWatch | None = None,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
         self.policy = policy or ledger.policy
+        self.watch = watch
         # Exact, not time-bound: the trains projection writes its rows and moves its position
         # in one commit, and a rebuild swaps the generation, so an entry whose state still
         # matches the projection_state row is the document the tables would give.
@@ -127,11 +139,28 @@ class ProjectionQueries:
         same object on every call, as it is the key of its rendering.
         """
         check_train_id(train)
-        entry = self._current_train(train)
-        rendered = entry.renderings.get(render)
-        if rendered is None:
-            rendered = entry.renderings[render] = render(entry.document)
-        return rendered
+        return self._current_train(train).rendered(render)
+
+    def train_remembered(
+        self, train: str, render: Callable[[TrainDocument], bytes], min_position: int = 0
+    ) -> bytes | None:
+        """``train_rendered`` without the database, or None when that cannot be exact.
+
+        It answers only while the watch listens, from a document cached at the state it
+        last heard, and only when that state reached ``min_position``.
+        """
+        watch = self.watch
+        if watch is None or not watch.listening:
+            return None
+        state = watch.states.get("trains")
+        if state is None or state[1] < min_position:
+            return None
+        with self._trains_lock:
+            entry = self._trains.get(train)
+            if entry is None or entry.state != state:
+                return None
+            self._trains.move_to_end(train)
+        return entry.rendered(render)
 
     def _current_train(self, train: str) -> _CachedTrain:
         with self.engine.connect() as connection:

@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from api import schemas
-from api.deps import At, LedgerDep, ProjectionReader, QueriesDep, Write
+from api.deps import At, ProjectionReader, QueriesDep, Write
 from api.schemas import problems
 from ledger.application import CommandResult, CustomerAsk
 from ledger.train import Train
@@ -85,12 +86,17 @@ def list_trains(
     response_model=schemas.Train,
     responses=READ_PROBLEMS,
 )
-def get_train(_reader: ProjectionReader, queries: QueriesDep, train: TrainPath, at: At) -> Any:
-    if at.is_now:
-        # The current document is validated and rendered once per projection state, not
-        # once per request; response_model still documents the body.
-        return Response(queries.train_rendered(train, _train_body), media_type="application/json")
-    return queries.train(train, at)
+async def get_train(reading: ProjectionReader, train: TrainPath, at: At) -> Any:
+    queries = reading.queries
+    if not at.is_now:
+        return await run_in_threadpool(queries.train, train, at)
+    # The current document is validated and rendered once per projection state, not once
+    # per request (response_model still documents the body); and while the database tells
+    # this process what changed, a document it holds is served without asking it.
+    body = queries.train_remembered(train, _train_body, reading.min_position)
+    if body is None:
+        body = await run_in_threadpool(queries.train_rendered, train, _train_body)
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -123,10 +129,8 @@ def get_gate_readiness(
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
-def plan_train(
-    body: schemas.PlanTrain, write: Write, ledger: LedgerDep, response: Response
-) -> dict[str, Any]:
-    result = ledger.plan_train(
+def plan_train(body: schemas.PlanTrain, write: Write, response: Response) -> dict[str, Any]:
+    result = write.ledger.plan_train(
         body.train,
         body.kind,
         body.actor,
@@ -147,10 +151,10 @@ def plan_train(
     responses=WRITE_PROBLEMS,
 )
 def schedule_gate(
-    train: TrainPath, gate: GatePath, body: schemas.ScheduleGate, write: Write, ledger: LedgerDep
+    train: TrainPath, gate: GatePath, body: schemas.ScheduleGate, write: Write
 ) -> dict[str, Any]:
     return recorded(
-        ledger.schedule_gate(
+        write.ledger.schedule_gate(
             train,
             gate,
             body.date,
@@ -172,10 +176,10 @@ def schedule_gate(
     responses=WRITE_PROBLEMS,
 )
 def decide_gate(
-    train: TrainPath, gate: GatePath, body: schemas.DecideGate, write: Write, ledger: LedgerDep
+    train: TrainPath, gate: GatePath, body: schemas.DecideGate, write: Write
 ) -> dict[str, Any]:
     return recorded(
-        ledger.decide_gate(
+        write.ledger.decide_gate(
             train,
             gate,
             body.outcome,
@@ -195,11 +199,9 @@ def decide_gate(
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
-def propose_scope(
-    train: TrainPath, body: schemas.ProposeScope, write: Write, ledger: LedgerDep
-) -> dict[str, Any]:
+def propose_scope(train: TrainPath, body: schemas.ProposeScope, write: Write) -> dict[str, Any]:
     return recorded(
-        ledger.propose_scope(
+        write.ledger.propose_scope(
             train,
             body.feature,
             body.classification,
@@ -219,11 +221,9 @@ def propose_scope(
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
-def record_decision(
-    train: TrainPath, body: schemas.Decide, write: Write, ledger: LedgerDep
-) -> dict[str, Any]:
+def record_decision(train: TrainPath, body: schemas.Decide, write: Write) -> dict[str, Any]:
     return recorded(
-        ledger.decide(
+        write.ledger.decide(
             train,
             body.feature,
             body.action,
@@ -248,11 +248,9 @@ def record_decision(
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
-def ship_beta_drop(
-    train: TrainPath, body: schemas.ShipBetaDrop, write: Write, ledger: LedgerDep
-) -> dict[str, Any]:
+def ship_beta_drop(train: TrainPath, body: schemas.ShipBetaDrop, write: Write) -> dict[str, Any]:
     return recorded(
-        ledger.ship_beta_drop(
+        write.ledger.ship_beta_drop(
             train,
             body.build,
             body.customers,
@@ -271,11 +269,9 @@ def ship_beta_drop(
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
-def record_qa_run(
-    train: TrainPath, body: schemas.RecordQARun, write: Write, ledger: LedgerDep
-) -> dict[str, Any]:
+def record_qa_run(train: TrainPath, body: schemas.RecordQARun, write: Write) -> dict[str, Any]:
     return recorded(
-        ledger.record_qa_run(
+        write.ledger.record_qa_run(
             train,
             body.cycle,
             body.build,
@@ -297,11 +293,9 @@ def record_qa_run(
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
-def change_support(
-    train: TrainPath, body: schemas.ChangeSupport, write: Write, ledger: LedgerDep
-) -> dict[str, Any]:
+def change_support(train: TrainPath, body: schemas.ChangeSupport, write: Write) -> dict[str, Any]:
     return recorded(
-        ledger.change_support(
+        write.ledger.change_support(
             train,
             body.status,
             body.actor,
