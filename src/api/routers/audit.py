@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from api import schemas
-from api.deps import At, ProjectionReader, QueriesDep
+from api.deps import ProjectionReaderAt
 from api.schemas import FILTER_PATTERN, MAX_POSITION, Moment, problems
 from projections.queries import AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX
 
@@ -27,9 +27,7 @@ Filter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=FILTE
     responses=problems(401, 403, 422, 503),
 )
 def list_audit(
-    _reader: ProjectionReader,
-    queries: QueriesDep,
-    at: At,
+    reading: ProjectionReaderAt,
     train: Filter = None,
     feature: Filter = None,
     actor: Filter = None,
@@ -39,7 +37,7 @@ def list_audit(
     after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="a cursor")] = None,
     limit: Annotated[int, Query(description="clamped, never refused")] = AUDIT_PAGE_DEFAULT,
 ) -> dict[str, Any]:
-    items, cursor = queries.audit(
+    items, cursor = reading.queries.audit(
         train=train,
         feature=feature,
         actor=actor,
@@ -48,6 +46,6 @@ def list_audit(
         until=until,
         after=after,
         limit=max(1, min(limit, AUDIT_PAGE_MAX)),
-        at=at,
+        at=reading.at,
     )
     return {"items": items, "next_cursor": cursor}

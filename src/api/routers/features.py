@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from api import schemas
-from api.deps import At, ProjectionReader, QueriesDep
+from api.deps import ProjectionReaderAt
 from api.schemas import problems
 from ledger.values import FEATURE_KEY_PATTERN
 
@@ -31,10 +31,8 @@ READ_PROBLEMS = problems(401, 403, 404, 422, 503)
     response_model=schemas.Feature,
     responses=READ_PROBLEMS,
 )
-def get_feature(
-    _reader: ProjectionReader, queries: QueriesDep, key: FeaturePath, at: At
-) -> dict[str, Any]:
-    return queries.feature(key, at)
+def get_feature(reading: ProjectionReaderAt, key: FeaturePath) -> dict[str, Any]:
+    return reading.queries.feature(key, reading.at)
 
 
 @router.get(
@@ -44,7 +42,5 @@ def get_feature(
     response_model=schemas.Journey,
     responses=READ_PROBLEMS,
 )
-def get_feature_journey(
-    _reader: ProjectionReader, queries: QueriesDep, key: FeaturePath, at: At
-) -> dict[str, Any]:
-    return {"feature": key, "items": queries.journey(key, at)}
+def get_feature_journey(reading: ProjectionReaderAt, key: FeaturePath) -> dict[str, Any]:
+    return {"feature": key, "items": reading.queries.journey(key, reading.at)}

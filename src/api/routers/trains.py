@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from api import schemas
-from api.deps import At, ProjectionReader, QueriesDep, Write
+from api.deps import ProjectionReaderAt, Write
 from api.schemas import problems
 from ledger.application import CommandResult, CustomerAsk
 from ledger.train import Train
@@ -67,16 +67,15 @@ def _asks(customers: list[schemas.CustomerAsk]) -> list[CustomerAsk]:
     responses=READ_PROBLEMS,
 )
 def list_trains(
-    _reader: ProjectionReader,
-    queries: QueriesDep,
-    at: At,
+    reading: ProjectionReaderAt,
     kind: Annotated[Literal["major", "minor", "hotfix"] | None, Query()] = None,
     status: Annotated[
         Literal["planning", "scoped", "committed", "frozen", "released"] | None, Query()
     ] = None,
     support: Annotated[Literal["supported", "hotfix_only", "eol"] | None, Query()] = None,
 ) -> dict[str, Any]:
-    return {"items": queries.trains(kind=kind, status=status, support=support, at=at)}
+    trains = reading.queries.trains(kind=kind, status=status, support=support, at=reading.at)
+    return {"items": trains}
 
 
 @router.get(
@@ -86,10 +85,10 @@ def list_trains(
     response_model=schemas.Train,
     responses=READ_PROBLEMS,
 )
-async def get_train(reading: ProjectionReader, train: TrainPath, at: At) -> Any:
+async def get_train(reading: ProjectionReaderAt, train: TrainPath) -> Any:
     queries = reading.queries
-    if not at.is_now:
-        return await run_in_threadpool(queries.train, train, at)
+    if not reading.at.is_now:
+        return await run_in_threadpool(queries.train, train, reading.at)
     # The current document is validated and rendered once per projection state, not once
     # per request (response_model still documents the body); and while the database tells
     # this process what changed, a document it holds is served without asking it.
@@ -107,9 +106,9 @@ async def get_train(reading: ProjectionReader, train: TrainPath, at: At) -> Any:
     responses=READ_PROBLEMS,
 )
 def get_gate_readiness(
-    _reader: ProjectionReader, queries: QueriesDep, train: TrainPath, gate: GatePath, at: At
+    reading: ProjectionReaderAt, train: TrainPath, gate: GatePath
 ) -> dict[str, Any]:
-    criteria = queries.readiness(train, gate, at)
+    criteria = reading.queries.readiness(train, gate, reading.at)
     return {
         "train": train,
         "gate": gate,
