@@ -6,7 +6,7 @@ makes the server wait on the projections or read anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -180,38 +180,51 @@ class ProjectionRead:
 
 
 async def read_projections(
-    request: Request, principal: Reader, min_position: MinPosition = None
+    request: Request, credentials: Credentials, min_position: MinPosition = None
 ) -> ProjectionRead:
     """A reader whose read sees the projections at ``min_position`` or later."""
+    # The reader is checked here rather than in a dependency of its own: FastAPI's cost is
+    # per dependency, and reads are the most frequent requests.
     resources: Resources = request.app.state.resources
-    reading = ProjectionRead(principal, min_position or 0, resources.queries)
-    if not min_position or resources.projector.runner.position() >= min_position:
-        # This process's projector committed that far, and positions only move on: no query.
-        return reading
-    if not await run_in_threadpool(
-        wait_for_position, resources.engine, PROJECTION_NAMES, min_position, MIN_POSITION_TIMEOUT
-    ):
-        raise ApiProblem(
-            503,
-            "projections-behind",
-            f"the projections did not reach position {min_position} "
-            f"within {MIN_POSITION_TIMEOUT:g} s; retry",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    return reading
+    principal = _check_role(await authenticated(resources, credentials), Role.READER)
+    return await _reached(
+        resources, ProjectionRead(principal, min_position or 0, resources.queries)
+    )
 
 
 async def read_projections_at(
     request: Request,
-    principal: Reader,
+    credentials: Credentials,
     min_position: MinPosition = None,
     as_of: AsOf = None,
     known_at: KnownAt = None,
 ) -> ProjectionRead:
-    """``read_projections`` at a time point: one dependency, as FastAPI's cost is per
-    dependency and these are the most frequent requests."""
+    """``read_projections`` at a time point, in the same single dependency."""
+    resources: Resources = request.app.state.resources
+    principal = _check_role(await authenticated(resources, credentials), Role.READER)
     at = parse_time_point(as_of, known_at)
-    return replace(await read_projections(request, principal, min_position), at=at)
+    return await _reached(
+        resources, ProjectionRead(principal, min_position or 0, resources.queries, at)
+    )
+
+
+async def _reached(resources: Resources, reading: ProjectionRead) -> ProjectionRead:
+    """``reading`` once the projections applied its ``min_position`` (503 after a while)."""
+    wanted = reading.min_position
+    if not wanted or resources.projector.runner.position() >= wanted:
+        # This process's projector committed that far, and positions only move on: no query.
+        return reading
+    if not await run_in_threadpool(
+        wait_for_position, resources.engine, PROJECTION_NAMES, wanted, MIN_POSITION_TIMEOUT
+    ):
+        raise ApiProblem(
+            503,
+            "projections-behind",
+            f"the projections did not reach position {wanted} "
+            f"within {MIN_POSITION_TIMEOUT:g} s; retry",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return reading
 
 
 ProjectionReader = Annotated[ProjectionRead, Depends(read_projections)]
