@@ -27,7 +27,6 @@ from api.resources import Resources
 from api.schemas import MAX_POSITION, Moment
 from api.tokens import Principal, Role
 from integrations.inbox import Inbox
-from integrations.receiving import Webhooks
 from ledger.application import CommandContext, ReleaseLedger
 from ledger.metadata import Source
 from projections.projectors import PROJECTION_NAMES
@@ -71,15 +70,10 @@ async def get_inbox(resources: ResourcesDep) -> Inbox:
     return resources.inbox
 
 
-async def get_webhooks(resources: ResourcesDep) -> Webhooks:
-    return resources.webhooks
-
-
 LedgerDep = Annotated[ReleaseLedger, Depends(get_ledger)]
 QueriesDep = Annotated[ProjectionQueries, Depends(get_queries)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 InboxDep = Annotated[Inbox, Depends(get_inbox)]
-WebhooksDep = Annotated[Webhooks, Depends(get_webhooks)]
 
 
 # ------------------------------------------------------------- authentication
