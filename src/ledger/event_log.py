@@ -104,6 +104,8 @@ class EventLog:
 
 POOL_WAIT_SECONDS = 1.0
 """How long a statement waits for a pooled connection before the library retries it."""
+RECONNECT_GIVE_UP_SECONDS = 5.0
+"""How long the pool keeps one attempt at reconnecting going before it starts afresh."""
 
 
 class PostgresEventLog(EventLog):
@@ -117,6 +119,10 @@ class PostgresEventLog(EventLog):
         # per try bounds that near 12 s, and a connection is free in milliseconds when
         # the database is up.
         recorder.datastore.pool.timeout = POOL_WAIT_SECONDS
+        # The pool reconnects with exponential backoff (1, 2, 4, ... s) for 5 minutes: after
+        # a long outage its next try could come a minute or more after the database is
+        # back. Giving up after 5 s lets the next request start a new attempt at once.
+        recorder.datastore.pool.reconnect_timeout = RECONNECT_GIVE_UP_SECONDS
 
     @property
     def _table(self) -> sql.Composed:

@@ -39,8 +39,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 CLIENTS = 8
 BEFORE_SECONDS = 3.0
-OUTAGE_SECONDS = scaled(15)
-"""Longer than the answer bound, so that requests caught mid-command must give up in time."""
+OUTAGE_SECONDS = min(scaled(40), 150)
+"""Longer than the answer bound, so that requests caught mid-command must give up in time,
+and long enough that a connection pool backing off exponentially (1, 2, 4, ... s) would
+not try again until well after the database is back."""
 AFTER_SECONDS = 5.0
 ANSWER_BOUND_SECONDS = 15.0
 """No answer, during the outage included, may take longer than this."""
