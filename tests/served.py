@@ -23,8 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ledger.application import ReleaseLedger
+from ledger.config import Settings
 from tests.api_client import ApiClient
 from tests.conftest import SERVER_LOG, fresh_database
+from tests.fakes.qtest import FakeQTest
 
 WEBHOOK_SECRETS = {
     "LEDGER_JIRA_WEBHOOK_SECRET": "e2e-jira-secret-4f1c",
@@ -165,6 +168,26 @@ class Served(ApiClient):
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def drained_inbox(self, within: float) -> dict[str, int]:
+        """The inbox's counts once nothing is pending, or after ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            response = self.get("/v1/inbox", role="admin", limit=1)
+            assert response.status_code == 200, response.text
+            counts: dict[str, int] = response.json()["counts"]
+            if counts["pending"] == 0 or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.5)
+
+    def qa_totals(self, train: str, cycle: str) -> dict[str, int]:
+        """The counts of ``train``'s QA run that counts for ``cycle``, read from its stream."""
+        ledger = ReleaseLedger.from_settings(Settings(database_url=self.database_url))
+        try:
+            run = ledger.train(train)["qa"][cycle]
+        finally:
+            ledger.close()
+        return {name: run[name] for name in ("total", "passed", "failed", "blocked")}
+
 
 @contextmanager
 def serving(
@@ -179,6 +202,19 @@ def serving(
         serving_on(request, database_url, tmp_path_factory, settings) as served,
     ):
         yield served
+
+
+@contextmanager
+def serving_with_qtest(
+    request: pytest.FixtureRequest,
+    postgres_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Served, FakeQTest]]:
+    """``ledger serve`` on a new database, enriching QTest deliveries from a fake QTest."""
+    with FakeQTest() as qtest:
+        settings = {"LEDGER_QTEST_BASE_URL": qtest.base_url, "LEDGER_QTEST_TOKEN": qtest.token}
+        with serving(request, postgres_server, tmp_path_factory, settings) as served:
+            yield served, qtest
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from ledger.application import ReleaseLedger
 from ledger.config import Settings
 from tests.conftest import at
 from tests.fakes.qtest import FakeQTest
-from tests.served import WEBHOOK_SECRETS, Served, serving
+from tests.served import WEBHOOK_SECRETS, Served, serving_with_qtest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -54,15 +54,13 @@ def burst(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Burst]:
     """``ledger serve`` on a new database with 5.5 planned, wired to a fake QTest."""
-    with FakeQTest() as qtest:
-        settings = {"LEDGER_QTEST_BASE_URL": qtest.base_url, "LEDGER_QTEST_TOKEN": qtest.token}
-        with serving(request, postgres_server, tmp_path_factory, settings) as served:
-            ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
-            try:
-                ledger.plan_train("5.5", "major", "Ada Planner", context=at(90))
-            finally:
-                ledger.close()
-            yield Burst(served, qtest)
+    with serving_with_qtest(request, postgres_server, tmp_path_factory) as (served, qtest):
+        ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
+        try:
+            ledger.plan_train("5.5", "major", "Ada Planner", context=at(90))
+        finally:
+            ledger.close()
+        yield Burst(served, qtest)
 
 
 def golden_run(qtest: FakeQTest, rng: random.Random) -> tuple[int, list[int]]:
@@ -104,7 +102,7 @@ def test_a_golden_burst_is_absorbed_and_counted_exactly(burst: Burst) -> None:
         answers = list(senders.map(send, burst_order))
         accepted_in = time.monotonic() - started
         answers += list(senders.map(send, rng.sample(logs, RETRIED)))
-    counts = drained(burst)
+    counts = burst.served.drained_inbox(DRAIN_SECONDS)
     drained_in = time.monotonic() - started
 
     statuses = Counter(status for status, _ in answers)
@@ -112,32 +110,10 @@ def test_a_golden_burst_is_absorbed_and_counted_exactly(burst: Burst) -> None:
     assert sum(not duplicate for _, duplicate in answers) == len(logs)
     assert counts == {"pending": 0, "applied": len(logs), "ignored": 0, "failed": 0}
     truth = burst.qtest.cycle_totals(cycle)
-    golden = golden_totals(burst)
+    golden = burst.served.qa_totals("5.5", "golden")
     print(
         f"{len(answers):,} deliveries ({len(logs):,} distinct) accepted in {accepted_in:.1f} s "
         f"({len(burst_order) / accepted_in:,.0f}/s); inbox drained after {drained_in:.1f} s; "
         f"golden {golden}"
     )
     assert golden == truth
-
-
-def drained(burst: Burst) -> dict[str, int]:
-    """The inbox's counts once nothing is pending (bounded)."""
-    deadline = time.monotonic() + DRAIN_SECONDS
-    while True:
-        response = burst.served.get("/v1/inbox", role="admin", limit=1)
-        assert response.status_code == 200, response.text
-        counts: dict[str, int] = response.json()["counts"]
-        if counts["pending"] == 0 or time.monotonic() > deadline:
-            return counts
-        time.sleep(0.5)
-
-
-def golden_totals(burst: Burst) -> dict[str, int]:
-    """The golden cycle's counts of the QA run that counts, read from the event streams."""
-    ledger = ReleaseLedger.from_settings(Settings(database_url=burst.served.database_url))
-    try:
-        golden = ledger.train("5.5")["qa"]["golden"]
-    finally:
-        ledger.close()
-    return {name: golden[name] for name in ("total", "passed", "failed", "blocked")}

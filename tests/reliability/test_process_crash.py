@@ -17,15 +17,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from ledger.application import ReleaseLedger
-from ledger.config import Settings
-from tests.conftest import at
 from tests.fakes.qtest import FakeQTest
 from tests.integration.test_webhooks import fix_version_move
 from tests.reliability.audit import audit, record_figures
 from tests.reliability.load import Outcome, Tally, Write, keep_writing, scaled
-from tests.reliability.webhooks import Delivery, Sent, drained, send_all
-from tests.served import Served, serving
+from tests.reliability.webhooks import DRAIN_SECONDS, Delivery, Sent, plan_moves, send_all
+from tests.served import Served, serving_with_qtest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -52,20 +49,9 @@ def arena(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Arena]:
     """``ledger serve`` wired to a fake QTest, with 7.1 (its features proposed) and 7.2."""
-    with FakeQTest() as qtest:
-        settings = {"LEDGER_QTEST_BASE_URL": qtest.base_url, "LEDGER_QTEST_TOKEN": qtest.token}
-        with serving(request, postgres_server, tmp_path_factory, settings) as served:
-            ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
-            try:
-                for train in ("7.1", "7.2"):
-                    ledger.plan_train(train, "major", "Ada Planner", context=at(90))
-                for n in range(FEATURES):
-                    ledger.propose_scope(
-                        "7.1", f"CRASH-{n}", "committed", "Ada Planner", context=at(80)
-                    )
-            finally:
-                ledger.close()
-            yield Arena(served, qtest)
+    with serving_with_qtest(request, postgres_server, tmp_path_factory) as (served, qtest):
+        plan_moves(served, "7.1", "7.2", [f"CRASH-{n}" for n in range(FEATURES)])
+        yield Arena(served, qtest)
 
 
 def golden_logs(qtest: FakeQTest, rng: random.Random) -> tuple[int, list[int]]:
@@ -121,7 +107,7 @@ def test_a_server_killed_mid_load_loses_and_doubles_nothing(arena: Arena) -> Non
     for load in loads:
         load.join(timeout=300)
         assert not load.is_alive(), "a load did not finish"
-    counts = drained(served)
+    counts = served.drained_inbox(DRAIN_SECONDS)
     drained_after = time.monotonic() - restarted
 
     tally = Tally.of(outcomes)
@@ -129,7 +115,7 @@ def test_a_server_killed_mid_load_loses_and_doubles_nothing(arena: Arena) -> Non
     assert 0 in tally.statuses, f"no write was cut off by the kill: {tally}"
     assert all(s.acknowledged for s in sent), [s.answers for s in sent if not s.acknowledged]
     assert counts == {"pending": 0, "applied": len(deliveries), "ignored": 0, "failed": 0}
-    assert golden_totals(served) == arena.qtest.cycle_totals(cycle)
+    assert served.qa_totals("7.1", "golden") == arena.qtest.cycle_totals(cycle)
     assert moved_features(served) == {f"CRASH-{n}" for n in range(FEATURES)}
     report = audit(served.database_url, outcomes)
     record_figures(
@@ -141,15 +127,6 @@ def test_a_server_killed_mid_load_loses_and_doubles_nothing(arena: Arena) -> Non
         down_seconds=round(restarted - killed, 1),
         inbox_drained_after_restart_seconds=round(drained_after, 1),
     )
-
-
-def golden_totals(served: Served) -> dict[str, int]:
-    ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
-    try:
-        golden = ledger.train("7.1")["qa"]["golden"]
-    finally:
-        ledger.close()
-    return {name: golden[name] for name in ("total", "passed", "failed", "blocked")}
 
 
 def moved_features(served: Served) -> set[str]:

@@ -15,15 +15,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from ledger.application import ReleaseLedger
-from ledger.config import Settings
-from tests.conftest import at
 from tests.fakes.qtest import FakeQTest
 from tests.integration.test_webhooks import fix_version_move
 from tests.reliability.audit import audit, record_figures
 from tests.reliability.load import scaled
-from tests.reliability.webhooks import Delivery, drained, send_all
-from tests.served import Served, serving
+from tests.reliability.webhooks import DRAIN_SECONDS, Delivery, plan_moves, send_all
+from tests.served import Served, serving_with_qtest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -47,20 +44,9 @@ def storm(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Storm]:
     """``ledger serve`` wired to a fake QTest, with 6.1 (its features proposed) and 6.2."""
-    with FakeQTest() as qtest:
-        settings = {"LEDGER_QTEST_BASE_URL": qtest.base_url, "LEDGER_QTEST_TOKEN": qtest.token}
-        with serving(request, postgres_server, tmp_path_factory, settings) as served:
-            ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
-            try:
-                for train in ("6.1", "6.2"):
-                    ledger.plan_train(train, "major", "Ada Planner", context=at(90))
-                for n in range(FEATURES):
-                    ledger.propose_scope(
-                        "6.1", f"STORM-{n}", "committed", "Ada Planner", context=at(80)
-                    )
-            finally:
-                ledger.close()
-            yield Storm(served, qtest)
+    with serving_with_qtest(request, postgres_server, tmp_path_factory) as (served, qtest):
+        plan_moves(served, "6.1", "6.2", [f"STORM-{n}" for n in range(FEATURES)])
+        yield Storm(served, qtest)
 
 
 def test_every_delivery_sent_three_times_is_applied_once(storm: Storm) -> None:
@@ -82,7 +68,7 @@ def test_every_delivery_sent_three_times_is_applied_once(storm: Storm) -> None:
     scattered = copies[side_by_side:]
     rng.shuffle(scattered)
     sent = send_all(storm.served, copies[:side_by_side] + scattered, SENDERS)
-    counts = drained(storm.served)
+    counts = storm.served.drained_inbox(DRAIN_SECONDS)
 
     answers = Counter(s.answers[-1] for s in sent)
     stored = Counter(s.delivery for s in sent if not s.duplicate)
@@ -90,7 +76,7 @@ def test_every_delivery_sent_three_times_is_applied_once(storm: Storm) -> None:
     assert set(stored.values()) == {1}
     assert len(stored) == len(distinct)
     assert counts == {"pending": 0, "applied": len(distinct), "ignored": 0, "failed": 0}
-    assert golden_totals(storm.served) == qtest.cycle_totals(cycle)
+    assert storm.served.qa_totals("6.1", "golden") == qtest.cycle_totals(cycle)
     assert moves_recorded(storm.served) == {f"STORM-{n}": 1 for n in range(FEATURES)}
     report = audit(storm.served.database_url, [])
     record_figures(
@@ -100,15 +86,6 @@ def test_every_delivery_sent_three_times_is_applied_once(storm: Storm) -> None:
         distinct=len(distinct),
         duplicates_answered=sum(s.duplicate for s in sent),
     )
-
-
-def golden_totals(served: Served) -> dict[str, int]:
-    ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
-    try:
-        golden = ledger.train("6.1")["qa"]["golden"]
-    finally:
-        ledger.close()
-    return {name: golden[name] for name in ("total", "passed", "failed", "blocked")}
 
 
 def moves_recorded(served: Served) -> Counter[str]:

@@ -12,6 +12,9 @@ from typing import cast
 import httpx
 
 from integrations.signatures import signature
+from ledger.application import ReleaseLedger
+from ledger.config import Settings
+from tests.conftest import at
 from tests.reliability.load import ANSWER_TIMEOUT
 from tests.served import WEBHOOK_SECRETS, Served
 
@@ -89,13 +92,14 @@ def send_all(served: Served, deliveries: list[Delivery], senders: int) -> list[S
             each.close()
 
 
-def drained(served: Served) -> dict[str, int]:
-    """The inbox's counts once nothing is pending (bounded)."""
-    deadline = time.monotonic() + DRAIN_SECONDS
-    while True:
-        response = served.get("/v1/inbox", role="admin", limit=1)
-        assert response.status_code == 200, response.text
-        counts: dict[str, int] = response.json()["counts"]
-        if counts["pending"] == 0 or time.monotonic() > deadline:
-            return counts
-        time.sleep(0.5)
+def plan_moves(served: Served, source: str, target: str, features: list[str]) -> None:
+    """``source`` and ``target`` planned, ``features`` proposed on ``source``: ready for
+    Jira to move them."""
+    ledger = ReleaseLedger.from_settings(Settings(database_url=served.database_url))
+    try:
+        for train in (source, target):
+            ledger.plan_train(train, "major", "Ada Planner", context=at(90))
+        for feature in features:
+            ledger.propose_scope(source, feature, "committed", "Ada Planner", context=at(80))
+    finally:
+        ledger.close()
