@@ -21,9 +21,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.charts import qa_chart, timeline
-from api.deps import EngineDep, QueriesDep
+from api.deps import QueriesDep
 from api.templating import templates
-from api.tokens import MAX_TOKEN_LENGTH, Principal, Role, authenticate
+from api.tokens import MAX_TOKEN_LENGTH, Authenticator, Principal, Role
 from ledger.exceptions import LedgerError, NotFound
 from ledger.values import Classification, DecisionAction, ScopeStatus
 from projections.queries import ProjectionQueries, TimePoint
@@ -98,9 +98,12 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def signed_in(request: Request, engine: EngineDep) -> Principal:
+def signed_in(request: Request) -> Principal:
     token = request.cookies.get(SESSION_COOKIE)
-    principal = authenticate(engine, token) if token else None
+    authenticator: Authenticator = request.app.state.resources.authenticator
+    principal = (
+        (authenticator.remembered(token) or authenticator.authenticate(token)) if token else None
+    )
     if principal is None or not principal.may(Role.READER):
         raise SignInRequired(_back_to(request))
     return principal
@@ -115,12 +118,12 @@ def login_form(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request, engine: EngineDep) -> Response:
+async def login(request: Request) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
     token = (form.get("token") or [""])[-1].strip()
     target = _safe_next((form.get("next") or ["/"])[-1])
     principal = (
-        await run_in_threadpool(authenticate, engine, token)
+        await run_in_threadpool(request.app.state.resources.authenticator.authenticate, token)
         if 0 < len(token) <= MAX_TOKEN_LENGTH
         else None
     )
