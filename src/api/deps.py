@@ -12,7 +12,6 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import RETRY_AFTER_SECONDS, ApiProblem
@@ -62,17 +61,12 @@ async def get_queries(resources: ResourcesDep) -> ProjectionQueries:
     return resources.queries
 
 
-async def get_engine(resources: ResourcesDep) -> Engine:
-    return resources.engine
-
-
 async def get_inbox(resources: ResourcesDep) -> Inbox:
     return resources.inbox
 
 
 LedgerDep = Annotated[ReleaseLedger, Depends(get_ledger)]
 QueriesDep = Annotated[ProjectionQueries, Depends(get_queries)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
 InboxDep = Annotated[Inbox, Depends(get_inbox)]
 
 

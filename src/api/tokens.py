@@ -179,12 +179,6 @@ def list_tokens(engine: Engine) -> list[TokenInfo]:
     ]
 
 
-def authenticate(engine: Engine, token: str) -> Principal | None:
-    """The principal of a valid, unrevoked, unexpired token; None for anything else."""
-    found = _look_up(engine, token)
-    return found.principal if found is not None and found.valid(datetime.now(UTC)) else None
-
-
 @dataclass(frozen=True)
 class _Found:
     principal: Principal
@@ -220,8 +214,9 @@ def _look_up(engine: Engine, token: str, epoch: int = 0) -> _Found | None:
 
 
 class Authenticator:
-    """``authenticate``, remembering the tokens it found while ``watch`` hears every change
-    of tokens (PostgreSQL): a request with a remembered token reads nothing.
+    """Who a bearer token belongs to, if it is valid, unrevoked and unexpired; remembering
+    the tokens it found while ``watch`` hears every change of tokens (PostgreSQL), so that a
+    request with a remembered token reads nothing. Without a watch it always asks.
 
     A revocation, a new expiry or any edit of ``api_tokens`` moves the watch's epoch on, and
     every remembered token is looked up again; so does a connection the watch lost. Expiry

@@ -13,9 +13,9 @@ import uvicorn
 from typer.testing import CliRunner
 
 from api.tokens import (
+    Authenticator,
     Principal,
     Role,
-    authenticate,
     create_token,
     list_tokens,
     revoke_token,
@@ -50,7 +50,7 @@ def api(api_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
 def principal_of(url: str, token: str) -> Principal | None:
     engine = engine_for(Database.from_url(url))
     try:
-        return authenticate(engine, token)
+        return Authenticator(engine, watch=None).authenticate(token)
     finally:
         engine.dispose()
 
