@@ -61,14 +61,25 @@ class GateState:
     def passed(self) -> bool:
         return self.outcome in PASSING_OUTCOMES
 
-    def as_dict(self) -> dict[str, Any]:
-        slips = [
+    def slip_history(self) -> list[dict[str, Any]]:
+        return [
             {"from": slip.previous_date, "to": slip.target_date, "reason": slip.reason}
             for slip in self.slips
         ]
-        state = {**asdict(self), "slips": slips, "evidence": list(self.evidence)}
-        del state["scheduled_at"]
-        return state
+
+    def as_dict(self) -> dict[str, Any]:
+        # Written out: dataclasses.asdict deep-copies recursively, and every write's answer
+        # and every projected event renders each gate.
+        return {
+            "gate": self.gate,
+            "scheduled_for": self.scheduled_for,
+            "slips": self.slip_history(),
+            "outcome": self.outcome,
+            "conditions": self.conditions,
+            "notes": self.notes,
+            "decided_at": self.decided_at,
+            "evidence": list(self.evidence),
+        }
 
     def rescheduled(self, target_date: date, at: datetime) -> GateState:
         """This gate with the target set at ``at``, unless a later-occurring one is known."""
@@ -138,7 +149,12 @@ class BetaDrop:
     occurred_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "customers": list(self.customers), "features": list(self.features)}
+        return {
+            "build": self.build,
+            "customers": list(self.customers),
+            "features": list(self.features),
+            "occurred_at": self.occurred_at,
+        }
 
 
 class Train(LedgerAggregate):

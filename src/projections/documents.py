@@ -55,39 +55,6 @@ def gate_document(
 
 def train_document(train: Train, version: int | None = None) -> TrainDocument:
     """A train's document from its aggregate (``version``: events folded, when replayed)."""
-    gates = [
-        gate_document(
-            state.gate,
-            state.scheduled_for,
-            state.as_dict()["slips"],
-            state.outcome,
-            state.conditions,
-            state.notes,
-            state.decided_at,
-            list(state.evidence),
-        )
-        for state in train.gates.values()
-    ]
-    scope = [
-        {
-            "feature": entry.feature,
-            "classification": entry.classification,
-            "status": entry.status,
-            "moved_to": entry.moved_to,
-        }
-        for entry in sorted(train.scope.values(), key=lambda entry: entry.feature)
-    ]
-    runs = {
-        cycle: {
-            "build": run.build,
-            "total": run.total,
-            "passed": run.passed,
-            "failed": run.failed,
-            "blocked": run.blocked,
-            "occurred_at": run.occurred_at,
-        }
-        for cycle, run in train.qa.items()
-    }
     return {
         "train": train.train_id,
         "kind": train.kind,
@@ -97,11 +64,56 @@ def train_document(train: Train, version: int | None = None) -> TrainDocument:
         "support": train.support,
         "eol_date": train.eol_date,
         "planned_at": train.planned_at,
-        "gates": gates,
-        "scope": scope,
-        "qa": qa_document(runs),
+        "gates": train_gates(train),
+        "scope": train_scope(train),
+        "qa": qa_document(train_qa_runs(train)),
         "beta_drops": [drop.as_dict() for drop in train.beta_drops],
         "version": train.version if version is None else version,
+    }
+
+
+def train_gates(train: Train) -> list[dict[str, Any]]:
+    """The ``gates`` of a train's document."""
+    return [
+        gate_document(
+            state.gate,
+            state.scheduled_for,
+            state.slip_history(),
+            state.outcome,
+            state.conditions,
+            state.notes,
+            state.decided_at,
+            list(state.evidence),
+        )
+        for state in train.gates.values()
+    ]
+
+
+def train_scope(train: Train) -> list[dict[str, Any]]:
+    """The ``scope`` of a train's document, by feature key."""
+    return [
+        {
+            "feature": entry.feature,
+            "classification": entry.classification,
+            "status": entry.status,
+            "moved_to": entry.moved_to,
+        }
+        for entry in sorted(train.scope.values(), key=lambda entry: entry.feature)
+    ]
+
+
+def train_qa_runs(train: Train) -> dict[str, dict[str, Any]]:
+    """The latest QA run of each cycle, before ``qa_document`` adds the rates."""
+    return {
+        cycle: {
+            "build": run.build,
+            "total": run.total,
+            "passed": run.passed,
+            "failed": run.failed,
+            "blocked": run.blocked,
+            "occurred_at": run.occurred_at,
+        }
+        for cycle, run in train.qa.items()
     }
 
 

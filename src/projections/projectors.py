@@ -6,7 +6,7 @@ writes it in ``flush`` inside the runner's transaction, together with its positi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
@@ -34,7 +34,7 @@ from ledger.aggregate import LedgerAggregate
 from ledger.feature import Feature
 from ledger.train import Train
 from projections import tables
-from projections.documents import feature_document, train_document
+from projections.documents import feature_document, train_gates, train_qa_runs, train_scope
 from projections.tables import GenerationIndex, UTCDateTime, qa_runs_latest
 
 Loader = Callable[[UUID, int], LedgerAggregate]
@@ -180,7 +180,7 @@ class _AggregateProjection(Projection):
             key = self.key_of(aggregate)
             for table in touched:
                 keys[table].append(key)
-            for table, row in self.rows(aggregate):
+            for table, row in self.rows(aggregate, touched):
                 if table in touched:
                     rows[table].append({"generation": generation, **row})
         for table in self.tables:
@@ -201,7 +201,10 @@ class _AggregateProjection(Projection):
     def key_of(self, aggregate: Any) -> str:
         raise NotImplementedError
 
-    def rows(self, aggregate: Any) -> Iterable[tuple[Table, dict[str, Any]]]:
+    def rows(
+        self, aggregate: Any, touched: Collection[Table]
+    ) -> Iterable[tuple[Table, dict[str, Any]]]:
+        """The aggregate's rows; those of tables not in ``touched`` may be left out."""
         raise NotImplementedError
 
 
@@ -233,39 +236,40 @@ class TrainsProjection(_AggregateProjection):
     def key_of(self, aggregate: Train) -> str:
         return aggregate.train_id
 
-    def rows(self, aggregate: Train) -> Iterable[tuple[Table, dict[str, Any]]]:
-        document = train_document(aggregate)
-        train = document["train"]
+    def rows(
+        self, aggregate: Train, touched: Collection[Table]
+    ) -> Iterable[tuple[Table, dict[str, Any]]]:
+        # Only what the event touched is rendered: a QA run on a major would otherwise
+        # render its ~150 scope entries to write one row.
+        train = aggregate.train_id
         yield (
             tables.trains,
             {
                 "train": train,
                 "stream": str(aggregate.id),
-                **{
-                    column: document[column]
-                    for column in (
-                        "kind",
-                        "parent",
-                        "title",
-                        "status",
-                        "support",
-                        "eol_date",
-                        "planned_at",
-                        "version",
-                    )
-                },
+                "kind": aggregate.kind,
+                "parent": aggregate.parent,
+                "title": aggregate.title,
+                "status": aggregate.status,
+                "support": aggregate.support,
+                "eol_date": aggregate.eol_date,
+                "planned_at": aggregate.planned_at,
+                "version": aggregate.version,
             },
         )
-        for gate in document["gates"]:
-            row = {k: v for k, v in gate.items() if k not in ("name", "original_date")}
-            yield tables.train_gates, {"train": train, **_jsonable(row, "slips", "evidence")}
-        for entry in document["scope"]:
-            yield tables.train_scope, {"train": train, **entry}
-        for cycle, run in document["qa"]["cycles"].items():
-            fields = {k: v for k, v in run.items() if k != "success_rate"}
-            yield tables.train_qa, {"train": train, "cycle": cycle, **fields}
-        for seq, drop in enumerate(document["beta_drops"]):
-            yield tables.train_beta_drops, {"train": train, "seq": seq, **drop}
+        if tables.train_gates in touched:
+            for gate in train_gates(aggregate):
+                row = {k: v for k, v in gate.items() if k not in ("name", "original_date")}
+                yield tables.train_gates, {"train": train, **_jsonable(row, "slips", "evidence")}
+        if tables.train_scope in touched:
+            for entry in train_scope(aggregate):
+                yield tables.train_scope, {"train": train, **entry}
+        if tables.train_qa in touched:
+            for cycle, run in train_qa_runs(aggregate).items():
+                yield tables.train_qa, {"train": train, "cycle": cycle, **run}
+        if tables.train_beta_drops in touched:
+            for seq, drop in enumerate(aggregate.beta_drops):
+                yield tables.train_beta_drops, {"train": train, "seq": seq, **drop.as_dict()}
 
 
 class FeaturesProjection(_AggregateProjection):
@@ -280,7 +284,9 @@ class FeaturesProjection(_AggregateProjection):
     def key_of(self, aggregate: Feature) -> str:
         return aggregate.key
 
-    def rows(self, aggregate: Feature) -> Iterable[tuple[Table, dict[str, Any]]]:
+    def rows(
+        self, aggregate: Feature, touched: Collection[Table]
+    ) -> Iterable[tuple[Table, dict[str, Any]]]:
         document = feature_document(aggregate)
         key = document["feature"]
         yield (
