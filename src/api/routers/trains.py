@@ -46,7 +46,7 @@ def recorded(result: CommandResult) -> dict[str, Any]:
     }
 
 
-def _train_body(document: dict[str, Any]) -> bytes:
+def train_body(document: dict[str, Any]) -> bytes:
     """The JSON body FastAPI would make of ``document`` through ``response_model=Train``."""
     content = schemas.Train.model_validate(document).model_dump(mode="json", by_alias=True)
     return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
@@ -92,9 +92,9 @@ async def get_train(reading: ProjectionReaderAt, train: TrainPath) -> Any:
     # The current document is validated and rendered once per projection state, not once
     # per request (response_model still documents the body); and while the database tells
     # this process what changed, a document it holds is served without asking it.
-    body = queries.train_remembered(train, _train_body, reading.min_position)
+    body = queries.train_remembered(train, train_body, reading.min_position)
     if body is None:
-        body = await run_in_threadpool(queries.train_rendered, train, _train_body)
+        body = await run_in_threadpool(queries.train_rendered, train, train_body)
     return Response(body, media_type="application/json")
 
 

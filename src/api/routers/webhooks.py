@@ -17,7 +17,7 @@ from api import schemas
 from api.errors import RETRY_AFTER_SECONDS, ApiProblem
 from api.schemas import problems
 from integrations.inbox import Arrival
-from integrations.receiving import MalformedDelivery, Unverified, Webhooks
+from integrations.receiving import MalformedDelivery, Received, Unverified, Webhooks
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -62,9 +62,10 @@ def _webhooks(request: Request) -> Webhooks:
     return webhooks
 
 
-async def _stored(webhooks: Webhooks, arrival: Arrival) -> schemas.DeliveryReceipt:
+async def accepted(webhooks: Webhooks, arrival: Arrival) -> Received:
+    """``arrival`` once it is stored (or found stored); 503 if that takes too long."""
     try:
-        received = await asyncio.wait_for(
+        return await asyncio.wait_for(
             asyncio.wrap_future(webhooks.store(arrival)), STORE_TIMEOUT_SECONDS
         )
     except TimeoutError:
@@ -74,6 +75,9 @@ async def _stored(webhooks: Webhooks, arrival: Arrival) -> schemas.DeliveryRecei
             f"the delivery was not stored within {STORE_TIMEOUT_SECONDS:g} s; send it again",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         ) from None
+
+
+def receipt(received: Received) -> schemas.DeliveryReceipt:
     return schemas.DeliveryReceipt(
         delivery=received.delivery,
         delivery_key=received.delivery_key,
@@ -110,7 +114,7 @@ async def receive_jira(request: Request) -> schemas.DeliveryReceipt:
     body = await request.body()
     with _refusals():
         arrival = webhooks.jira(body, request.headers)
-    return await _stored(webhooks, arrival)
+    return receipt(await accepted(webhooks, arrival))
 
 
 @router.post(
@@ -136,4 +140,4 @@ async def receive_qtest(
     body = await request.body()
     with _refusals():
         arrival = webhooks.qtest(body, request.headers, token)
-    return await _stored(webhooks, arrival)
+    return receipt(await accepted(webhooks, arrival))

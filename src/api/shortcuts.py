@@ -1,0 +1,188 @@
+"""The two busiest requests, answered before FastAPI routes them.
+
+Dashboards poll trains, and a Jira or QTest burst is nothing but deliveries. For both,
+FastAPI's routing and dependency solving cost more than the answer itself, so
+``Shortcuts`` answers them when it can decide them from what the process already holds:
+
+- ``GET /v1/trains/{train}`` (no query but ``min_position``) with a token the
+  ``Authenticator`` remembers, whose train document the queries hold at the state the
+  ``ChangeWatch`` last heard: the same pre-rendered body the route sends.
+- ``POST /v1/webhooks/jira`` and ``/qtest`` (no query but QTest's ``token``) that verify:
+  stored through the same ``Webhooks`` door and answered with the same receipt.
+
+Everything else, and everything it cannot decide (a token not yet remembered, a document
+not cached, a delivery that fails verification or does not parse), passes through to the
+app untouched, body included: the routes stay the one place that validates, refuses and
+documents. The shortcuts sit inside the metrics, security-header and body-size layers, so
+their answers are counted, carry the same headers, and never see a body over the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import unquote_plus
+
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import ApiProblem, problem
+from api.responses import ORJSONResponse
+from api.routers.trains import train_body
+from api.routers.webhooks import accepted, receipt
+from api.tokens import Role
+from integrations.receiving import MalformedDelivery, Unverified
+
+if TYPE_CHECKING:
+    from api.resources import Resources
+
+TRAIN_PATH = re.compile(r"/v1/trains/([^/]+)")
+MIN_POSITION_QUERY = re.compile(rb"min_position=(\d{1,18})")
+QTEST_TOKEN_QUERY = re.compile(rb"token=([^&;]{1,768})")
+WEBHOOK_PATHS = {"/v1/webhooks/jira": "jira", "/v1/webhooks/qtest": "qtest"}
+MAX_URL_TOKEN_LENGTH = 256
+"""The route's own limit on QTest's ``?token=``; a longer one is the route's to refuse."""
+
+
+@dataclass(frozen=True)
+class RouteTemplate:
+    """What the metrics read off a matched route: its template, never the raw path."""
+
+    path_format: str
+
+
+TRAIN_ROUTE = RouteTemplate("/v1/trains/{train}")
+WEBHOOK_ROUTES = {path: RouteTemplate(path) for path in WEBHOOK_PATHS}
+
+
+class Shortcuts:
+    """Answer a remembered train read or a verified webhook delivery; pass the rest on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resources: Resources | None = (
+            getattr(scope["app"].state, "resources", None) if scope["type"] == "http" else None
+        )
+        if resources is not None:
+            method, path = scope["method"], scope["path"]
+            if method == "GET" and (match := TRAIN_PATH.fullmatch(path)):
+                if await self._train(resources, match[1], scope, receive, send):
+                    return
+            elif method == "POST" and path in WEBHOOK_PATHS:
+                await self._delivery(resources, WEBHOOK_PATHS[path], scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _train(
+        self, resources: Resources, train: str, scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """Send the train's document if it is known without asking anyone; else False."""
+        query = scope["query_string"]
+        min_position = 0
+        if query:
+            found = MIN_POSITION_QUERY.fullmatch(query)
+            if found is None:
+                return False  # as_of, known_at or anything else: the route's to read
+            min_position = int(found[1])
+        token = _bearer(scope)
+        if token is None:
+            return False
+        principal = resources.authenticator.remembered(token)
+        if principal is None or not principal.may(Role.READER):
+            return False
+        body = resources.queries.train_remembered(train, train_body, min_position)
+        if body is None:
+            return False
+        scope["route"] = TRAIN_ROUTE
+        await Response(body, media_type="application/json")(scope, receive, send)
+        return True
+
+    async def _delivery(
+        self, resources: Resources, integration: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Store a verified delivery and send its receipt; hand anything else to the route."""
+        body, replay = await _read_body(receive)
+        webhooks = resources.webhooks
+        headers = Headers(scope=scope)
+        try:
+            if integration == "jira":
+                arrival = webhooks.jira(body, headers)
+            else:
+                arrival = webhooks.qtest(body, headers, _url_token(scope["query_string"]))
+        except (_PassOn, Unverified, MalformedDelivery):
+            # The route refuses it with the problem the API documents.
+            await self.app(scope, replay, send)
+            return
+        scope["route"] = WEBHOOK_ROUTES[scope["path"]]
+        try:
+            stored = await accepted(webhooks, arrival)
+        except ApiProblem as refusal:
+            answer = problem(
+                refusal.status,
+                refusal.code,
+                refusal.detail,
+                title=refusal.title,
+                headers=refusal.headers,
+            )
+            await answer(scope, receive, send)
+            return
+        except Exception:
+            # The database failed: the route stores it again (a delivery is stored once,
+            # whoever tries) and answers with the app's problem for what went wrong.
+            await self.app(scope, replay, send)
+            return
+        # What FastAPI makes of the route's response_model, by the same call.
+        content = receipt(stored).model_dump(mode="json", by_alias=True)
+        await ORJSONResponse(content, status_code=202)(scope, receive, send)
+
+
+class _PassOn(Exception):
+    """The request is the route's to answer."""
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+def _url_token(query: bytes) -> str | None:
+    """QTest's ``?token=``; ``_PassOn`` for any other query, which the route validates."""
+    if not query:
+        return None
+    found = QTEST_TOKEN_QUERY.fullmatch(query)
+    if found is None:
+        raise _PassOn
+    token = unquote_plus(found[1].decode("latin-1"))
+    if not token or len(token) > MAX_URL_TOKEN_LENGTH:
+        raise _PassOn
+    return token
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body (the size limit outside has bounded it), and a receive replaying it."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client left; the route will find that out too
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
