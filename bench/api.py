@@ -54,6 +54,7 @@ from typing import Any
 from fastapi import FastAPI
 from rich.table import Table
 
+from api.main import NO_OPENTELEMETRY
 from api.responses import ORJSONResponse
 from append import (
     Bench,
@@ -114,7 +115,9 @@ QA_ACTOR = "Ingrid Solberg"
 
 def trivial_app() -> FastAPI:
     """The baseline server: FastAPI at its simplest, answering with the API's response class."""
-    app = FastAPI(title="trivial", default_response_class=ORJSONResponse)
+    app = FastAPI(
+        title="trivial", default_response_class=ORJSONResponse, telemetry=NO_OPENTELEMETRY
+    )
 
     @app.get("/v1/ping")
     async def ping() -> dict[str, str]:

@@ -69,6 +69,7 @@ from fastapi import FastAPI
 from fastapi import Request as HttpRequest
 from rich.table import Table
 
+from api.main import NO_OPENTELEMETRY
 from api.responses import ORJSONResponse
 from append import (
     fresh_databases,
@@ -142,7 +143,9 @@ DESCRIPTION = (
 
 def trivial_app() -> FastAPI:
     """The baseline: a POST that reads its body and answers 202, as a webhook route does."""
-    app = FastAPI(title="trivial", default_response_class=ORJSONResponse)
+    app = FastAPI(
+        title="trivial", default_response_class=ORJSONResponse, telemetry=NO_OPENTELEMETRY
+    )
 
     @app.post("/v1/webhooks/trivial", status_code=202)
     async def receive(request: HttpRequest) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
 from api.idempotency import IdempotencyMiddleware
@@ -22,6 +23,9 @@ from api.shortcuts import Shortcuts
 from ledger.config import Settings
 
 API_VERSION = "1.0.0"
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's own OpenTelemetry hooks, off: the API's metrics are Prometheus (``/metrics``),
+and with them on every request asks the environment for a provider no one configured."""
 PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
 DESCRIPTION = """\
 Commands record immutable events; reads come from projections that catch up
@@ -38,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings or Settings()
     redact_access_log()

@@ -16,9 +16,20 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    bindparam,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
-from projections.tables import insert_into, webhook_deliveries
+from projections.tables import UTCDateTime, insert_into, webhook_deliveries
 
 MAX_DELIVERY_ID = 2**63 - 1
 LEASE = timedelta(seconds=60)
@@ -37,6 +48,68 @@ class DeliveryStatus(StrEnum):
     """Stored on purpose without an event: a kind of delivery the ledger does not map."""
     FAILED = "failed"
     """Could not be mapped (see its reason); ``retry`` maps it again."""
+
+
+# On PostgreSQL a batch is five arrays: one statement text whatever the batch size, which
+# psycopg parses once. A multi-row VALUES differs with each size, and its parse cost grew
+# with the batch (a fifth of the intake's time in a burst).
+_INSERT_ARRAYS = text(
+    f"INSERT INTO {webhook_deliveries.name} (integration, delivery_key, event_type, headers, "
+    "body, received_at, status, attempts, next_attempt_at) "
+    "SELECT integration, delivery_key, event_type, CAST(headers AS json), body, "
+    ":now, :status, 0, :now "
+    "FROM unnest(CAST(:integrations AS text[]), CAST(:keys AS text[]), "
+    "CAST(:event_types AS text[]), CAST(:headers AS text[]), CAST(:bodies AS bytea[])) "
+    "AS arrival(integration, delivery_key, event_type, headers, body) "
+    "ON CONFLICT (integration, delivery_key) DO NOTHING "
+    "RETURNING id, integration, delivery_key"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _insert_new(
+    connection: Connection, arrivals: Sequence[Arrival], now: datetime
+) -> list[Row[Any]]:
+    """Insert the arrivals not stored before; the rows inserted (id, integration, key)."""
+    if connection.dialect.name == "postgresql":
+        return list(
+            connection.execute(
+                _INSERT_ARRAYS,
+                {
+                    "now": now,
+                    "status": str(DeliveryStatus.PENDING),
+                    "integrations": [str(arrival.integration) for arrival in arrivals],
+                    "keys": [arrival.delivery_key for arrival in arrivals],
+                    "event_types": [arrival.event_type for arrival in arrivals],
+                    "headers": [
+                        orjson.dumps(dict(arrival.headers)).decode() for arrival in arrivals
+                    ],
+                    "bodies": [arrival.body for arrival in arrivals],
+                },
+            )
+        )
+    table = webhook_deliveries
+    rows = [
+        {
+            "integration": str(arrival.integration),
+            "delivery_key": arrival.delivery_key,
+            "event_type": arrival.event_type,
+            "headers": dict(arrival.headers),
+            "body": arrival.body,
+            "received_at": now,
+            "status": str(DeliveryStatus.PENDING),
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for arrival in arrivals
+    ]
+    return list(
+        connection.execute(
+            insert_into(table, connection)
+            .on_conflict_do_nothing(index_elements=["integration", "delivery_key"])
+            .returning(table.c.id, table.c.integration, table.c.delivery_key),
+            rows,
+        )
+    )
 
 
 def utc_now() -> datetime:
@@ -119,29 +192,9 @@ class Inbox:
         if not arrivals:
             return []
         now = utc_now()
-        rows = [
-            {
-                "integration": str(arrival.integration),
-                "delivery_key": arrival.delivery_key,
-                "event_type": arrival.event_type,
-                "headers": dict(arrival.headers),
-                "body": arrival.body,
-                "received_at": now,
-                "status": str(DeliveryStatus.PENDING),
-                "attempts": 0,
-                "next_attempt_at": now,
-            }
-            for arrival in arrivals
-        ]
         table = webhook_deliveries
         with self.engine.begin() as connection:
-            # Rows as parameters, not values: one cached statement for any batch size.
-            inserted = connection.execute(
-                insert_into(table, connection)
-                .on_conflict_do_nothing(index_elements=["integration", "delivery_key"])
-                .returning(table.c.id, table.c.integration, table.c.delivery_key),
-                rows,
-            ).all()
+            inserted = _insert_new(connection, arrivals, now)
             new = {(row.integration, row.delivery_key): row.id for row in inserted}
             wanted = {(str(item.integration), item.delivery_key) for item in arrivals}
             known = {}
