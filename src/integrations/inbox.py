@@ -21,15 +21,13 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
-    bindparam,
     func,
     select,
-    text,
     tuple_,
     update,
 )
 
-from projections.tables import UTCDateTime, insert_into, webhook_deliveries
+from projections.tables import insert_into, webhook_deliveries
 
 MAX_DELIVERY_ID = 2**63 - 1
 LEASE = timedelta(seconds=60)
@@ -50,43 +48,43 @@ class DeliveryStatus(StrEnum):
     """Could not be mapped (see its reason); ``retry`` maps it again."""
 
 
-# On PostgreSQL a batch is five arrays: one statement text whatever the batch size, which
-# psycopg parses once. A multi-row VALUES differs with each size, and its parse cost grew
-# with the batch (a fifth of the intake's time in a burst).
-_INSERT_ARRAYS = text(
+# On PostgreSQL a batch is five arrays, sent in binary: one statement text whatever the
+# batch size, which psycopg parses once, and bodies copied rather than escaped. A multi-row
+# VALUES differs with each size (its parse cost grew with the batch), and text arrays cost
+# 60 µs per 2 KB body against 4 in binary.
+_INSERT_ARRAYS = (
     f"INSERT INTO {webhook_deliveries.name} (integration, delivery_key, event_type, headers, "
     "body, received_at, status, attempts, next_attempt_at) "
     "SELECT integration, delivery_key, event_type, CAST(headers AS json), body, "
-    ":now, :status, 0, :now "
-    "FROM unnest(CAST(:integrations AS text[]), CAST(:keys AS text[]), "
-    "CAST(:event_types AS text[]), CAST(:headers AS text[]), CAST(:bodies AS bytea[])) "
+    "%(now)b, %(status)b, 0, %(now)b "
+    "FROM unnest(%(integrations)b::text[], %(keys)b::text[], %(event_types)b::text[], "
+    "%(headers)b::text[], %(bodies)b::bytea[]) "
     "AS arrival(integration, delivery_key, event_type, headers, body) "
     "ON CONFLICT (integration, delivery_key) DO NOTHING "
     "RETURNING id, integration, delivery_key"
-).bindparams(bindparam("now", type_=UTCDateTime()))
+)
 
 
 def _insert_new(
     connection: Connection, arrivals: Sequence[Arrival], now: datetime
-) -> list[Row[Any]]:
-    """Insert the arrivals not stored before; the rows inserted (id, integration, key)."""
+) -> list[tuple[int, str, str]]:
+    """Insert the arrivals not stored before; (id, integration, key) of each inserted."""
     if connection.dialect.name == "postgresql":
-        return list(
-            connection.execute(
+        driver_connection: Any = connection.connection.driver_connection
+        with driver_connection.cursor() as cursor:
+            cursor.execute(
                 _INSERT_ARRAYS,
                 {
-                    "now": now,
+                    "now": now.astimezone(UTC),
                     "status": str(DeliveryStatus.PENDING),
                     "integrations": [str(arrival.integration) for arrival in arrivals],
                     "keys": [arrival.delivery_key for arrival in arrivals],
                     "event_types": [arrival.event_type for arrival in arrivals],
-                    "headers": [
-                        orjson.dumps(dict(arrival.headers)).decode() for arrival in arrivals
-                    ],
+                    "headers": [orjson.dumps(dict(a.headers)).decode() for a in arrivals],
                     "bodies": [arrival.body for arrival in arrivals],
                 },
             )
-        )
+            return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
     table = webhook_deliveries
     rows = [
         {
@@ -102,14 +100,13 @@ def _insert_new(
         }
         for arrival in arrivals
     ]
-    return list(
-        connection.execute(
-            insert_into(table, connection)
-            .on_conflict_do_nothing(index_elements=["integration", "delivery_key"])
-            .returning(table.c.id, table.c.integration, table.c.delivery_key),
-            rows,
-        )
+    inserted = connection.execute(
+        insert_into(table, connection)
+        .on_conflict_do_nothing(index_elements=["integration", "delivery_key"])
+        .returning(table.c.id, table.c.integration, table.c.delivery_key),
+        rows,
     )
+    return [(row.id, row.integration, row.delivery_key) for row in inserted]
 
 
 def utc_now() -> datetime:
@@ -195,7 +192,7 @@ class Inbox:
         table = webhook_deliveries
         with self.engine.begin() as connection:
             inserted = _insert_new(connection, arrivals, now)
-            new = {(row.integration, row.delivery_key): row.id for row in inserted}
+            new = {(integration, key): delivery for delivery, integration, key in inserted}
             wanted = {(str(item.integration), item.delivery_key) for item in arrivals}
             known = {}
             if missing := wanted - new.keys():

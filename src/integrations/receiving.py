@@ -196,6 +196,8 @@ def _arrival(
 def _printable(text: str) -> str:
     """Control characters written as escapes: PostgreSQL refuses NUL in text, and an
     identity or event type is looked at and filtered on, never parsed."""
+    if text.isprintable():  # no control character in it (the usual case, and cheap)
+        return text
     return "".join(
         f"\\x{ord(char):02x}" if unicodedata.category(char) == "Cc" else char for char in text
     )
