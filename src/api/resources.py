@@ -81,7 +81,7 @@ class Resources:
             worker = InboxWorker(processor)
             worker.start()
         webhooks = Webhooks(
-            inbox, webhook_secrets(settings), on_stored=worker.wake if worker else lambda: None
+            inbox, webhook_secrets(settings), on_stored=worker.wake if worker else lambda new: None
         )
         return cls(
             settings,

@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -496,16 +497,17 @@ def jira_turn(engine: Engine) -> Iterator[bool]:
 class InboxWorker:
     """A thread that keeps the inbox drained: woken by each new delivery, else polling.
 
-    Storing deliveries comes before mapping them. While a burst is arriving, the worker
-    waits until none has been stored for ``QUIET_SECONDS``, so the server's one
-    interpreter lock goes to acknowledging deliveries rather than to mapping earlier ones
-    (a Jira move costs ten times its intake). Under an endless stream it still maps a
-    round at least every ``MAX_YIELD_SECONDS``.
+    Storing deliveries comes before mapping them. While a burst arrives (at least
+    ``BURST_PER_SECOND`` new deliveries in the last second), the worker waits for it to
+    pass, so the server's one interpreter lock goes to acknowledging deliveries rather than
+    to mapping earlier ones (a Jira move costs twenty times its intake). A steady stream
+    below that rate is mapped as it comes, and during an endless burst a round still runs
+    at least every ``MAX_YIELD_SECONDS``.
     """
 
     POLL_SECONDS = 1.0
     ERROR_PAUSE_SECONDS = 2.0
-    QUIET_SECONDS = 0.2
+    BURST_PER_SECOND = 100
     MAX_YIELD_SECONDS = 5.0
 
     def __init__(self, processor: InboxProcessor) -> None:
@@ -513,15 +515,24 @@ class InboxWorker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inbox-worker", daemon=True)
-        self._last_stored = 0.0
+        self._stored: deque[tuple[float, int]] = deque()  # (when, how many), last second
+        self._stored_lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
 
-    def wake(self) -> None:
-        """New deliveries were stored."""
-        self._last_stored = time.monotonic()
+    def wake(self, new: int = 0) -> None:
+        """Look for work now: ``new`` deliveries were stored."""
+        if new:
+            with self._stored_lock:
+                self._stored.append((time.monotonic(), new))
         self._wake.set()
+
+    def _bursting(self, now: float) -> bool:
+        with self._stored_lock:
+            while self._stored and self._stored[0][0] < now - 1.0:
+                self._stored.popleft()
+            return sum(count for _, count in self._stored) >= self.BURST_PER_SECOND
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping.set()
@@ -530,14 +541,13 @@ class InboxWorker:
         self.processor.close()
 
     def _yield_to_intake(self) -> None:
-        """Return once deliveries stopped arriving, or after ``MAX_YIELD_SECONDS``."""
+        """Return once no burst is arriving, or after ``MAX_YIELD_SECONDS``."""
         give_up = time.monotonic() + self.MAX_YIELD_SECONDS
         while not self._stopping.is_set():
             now = time.monotonic()
-            quiet_for = now - self._last_stored
-            if quiet_for >= self.QUIET_SECONDS or now >= give_up:
+            if now >= give_up or not self._bursting(now):
                 return
-            self._stopping.wait(min(self.QUIET_SECONDS - quiet_for, give_up - now))
+            self._stopping.wait(0.05)
 
     def _run(self) -> None:
         while not self._stopping.is_set():

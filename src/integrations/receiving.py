@@ -75,7 +75,10 @@ class Webhooks:
     MAX_BATCH = 200
 
     def __init__(
-        self, inbox: Inbox, secrets: WebhookSecrets, on_stored: Callable[[], None] = lambda: None
+        self,
+        inbox: Inbox,
+        secrets: WebhookSecrets,
+        on_stored: Callable[[int], None] = lambda new: None,
     ) -> None:
         self.inbox = inbox
         self.secrets = secrets
@@ -173,8 +176,8 @@ class Webhooks:
             return
         for (arrival, waiting), (delivery, new) in zip(batch, stored, strict=True):
             waiting.set_result(Received(delivery, arrival.delivery_key, duplicate=not new))
-        if any(new for _, new in stored):
-            self.on_stored()
+        if new_deliveries := sum(new for _, new in stored):
+            self.on_stored(new_deliveries)
 
 
 def _arrival(
