@@ -58,7 +58,7 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                SECRET_QUERY.sub(r"\1=***", item) if isinstance(item, str) else item
+                SECRET_QUERY.sub(r"\1=***", item) if isinstance(item, str) and "=" in item else item
                 for item in record.args
             )
         return True

@@ -7,6 +7,8 @@ and its timestamp. A delivery without those is known by the SHA-256 of its body.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import queue
 import threading
@@ -83,9 +85,7 @@ class Webhooks:
         self.inbox = inbox
         self.secrets = secrets
         self.on_stored = on_stored
-        self._arrivals: queue.SimpleQueue[tuple[Arrival, Future[Received]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._arrivals: queue.SimpleQueue[tuple[Arrival, Waiting] | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write, name="inbox-writer", daemon=True)
         self._writer.start()
 
@@ -144,6 +144,14 @@ class Webhooks:
         self._arrivals.put((arrival, stored))
         return stored
 
+    async def stored(self, arrival: Arrival) -> Received:
+        """``store`` for a sender on an event loop: the writer wakes each loop once per
+        batch for all of its senders, not once per delivery."""
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[Received] = loop.create_future()
+        self._arrivals.put((arrival, (loop, waiting)))
+        return await waiting
+
     def _write(self) -> None:
         stopping = False
         while not stopping:
@@ -162,7 +170,7 @@ class Webhooks:
                 batch.append(item)
             self._write_batch(batch)
 
-    def _write_batch(self, batch: list[tuple[Arrival, Future[Received]]]) -> None:
+    def _write_batch(self, batch: list[tuple[Arrival, Waiting]]) -> None:
         try:
             stored = self.inbox.receive([arrival for arrival, _ in batch])
         except Exception as error:
@@ -171,13 +179,49 @@ class Webhooks:
                 for item in batch:
                     self._write_batch([item])
                 return
-            for _, waiting in batch:  # the database failed: every waiting sender hears it
-                waiting.set_exception(error)
+            # The database failed: every waiting sender hears it.
+            _answer([(waiting, error) for _, waiting in batch])
             return
-        for (arrival, waiting), (delivery, new) in zip(batch, stored, strict=True):
-            waiting.set_result(Received(delivery, arrival.delivery_key, duplicate=not new))
+        _answer(
+            [
+                (waiting, Received(delivery, arrival.delivery_key, duplicate=not new))
+                for (arrival, waiting), (delivery, new) in zip(batch, stored, strict=True)
+            ]
+        )
         if new_deliveries := sum(new for _, new in stored):
             self.on_stored(new_deliveries)
+
+
+Waiting = Future[Received] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Received]"]
+"""A sender waiting for its delivery to be stored: in a thread, or on an event loop."""
+Answer = Received | Exception
+
+
+def _answer(answers: list[tuple[Waiting, Answer]]) -> None:
+    """Tell each waiting sender how its delivery fared, waking each event loop once."""
+    on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Received], Answer]]] = {}
+    for waiting, answer in answers:
+        if isinstance(waiting, Future):
+            _settle(waiting, answer)
+        else:
+            loop, future = waiting
+            on_loops.setdefault(loop, []).append((future, answer))
+    for loop, share in on_loops.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: no one is waiting
+            loop.call_soon_threadsafe(_settle_all, share)
+
+
+def _settle_all(share: list[tuple[asyncio.Future[Received], Answer]]) -> None:
+    for future, answer in share:
+        if not future.done():  # else the sender gave up waiting
+            _settle(future, answer)
+
+
+def _settle(future: Future[Received] | asyncio.Future[Received], answer: Answer) -> None:
+    if isinstance(answer, Exception):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)
 
 
 def _arrival(

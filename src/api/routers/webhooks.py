@@ -65,9 +65,8 @@ def _webhooks(request: Request) -> Webhooks:
 async def accepted(webhooks: Webhooks, arrival: Arrival) -> Received:
     """``arrival`` once it is stored (or found stored); 503 if that takes too long."""
     try:
-        return await asyncio.wait_for(
-            asyncio.wrap_future(webhooks.store(arrival)), STORE_TIMEOUT_SECONDS
-        )
+        async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
+            return await webhooks.stored(arrival)
     except TimeoutError:
         raise ApiProblem(
             503,
