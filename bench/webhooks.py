@@ -101,11 +101,13 @@ from ledger.values import IN_SCOPE_STATUSES
 from tests.fakes.qtest import FakeQTest
 
 SENDERS = 32
-DEFAULT_SECONDS = 10.0
+DEFAULT_SECONDS = 5.0
 DEFAULT_WARMUP = 1.0
-DEFAULT_MAX_DELIVERIES = 10_000  # so a Jira drain (~50 mapped/s) stays within its timeout
+# Enough for a full window at ~2,500 deliveries/s, few enough for a Jira drain (~80 mapped/s)
+# to end within its timeout.
+DEFAULT_MAX_DELIVERIES = 20_000
 DEFAULT_DRAIN_TIMEOUT = 300.0
-QUICK = {"seconds": 3.0, "warmup": 0.5, "max_deliveries": 600, "drain_timeout": 120.0}
+QUICK = {"seconds": 3.0, "warmup": 0.5, "max_deliveries": 3000, "drain_timeout": 120.0}
 MAX_SECONDS = 30.0
 PHASE_GRACE = 60.0  # beyond warm-up + window, a phase whose server stopped answering fails
 POLL_SECONDS = 0.2

@@ -150,13 +150,21 @@ class ProjectionRunner:
     def _lock(self, connection: Connection) -> dict[str, tuple[int, int]]:
         """Take the state rows of this runner's projections; their (generation, position)."""
         names = [projection.name for projection in self.projections]
-        _ensure_state_rows(connection, self.projections)
         state = tables.projection_state
-        # An UPDATE first takes the row locks (and SQLite's write lock) before anything is read.
-        connection.execute(
-            update(state).where(state.c.name.in_(names)).values(updated_at=datetime.now(UTC))
+        # The UPDATE takes the row locks (and SQLite's write lock) and reads them in one go;
+        # state rows are made when missing, which a runner that has run once knows they are not.
+        take = (
+            update(state)
+            .where(state.c.name.in_(names))
+            .values(updated_at=datetime.now(UTC))
+            .returning(*state.c)
         )
-        rows = connection.execute(select(state).where(state.c.name.in_(names))).all()
+        if not self.known:
+            _ensure_state_rows(connection, self.projections)
+        rows = connection.execute(take).all()
+        if len(rows) < len(names):  # a state row was deleted since: made again, at 0
+            _ensure_state_rows(connection, self.projections)
+            rows = connection.execute(take).all()
         result = {}
         for row in rows:
             if self.rebuild:
