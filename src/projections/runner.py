@@ -33,6 +33,9 @@ BATCH_SIZE = 1000
 # rewrite each touched train once per batch instead of once per thousand events.
 REBUILD_BATCH_SIZE = 10_000
 POLL_INTERVAL = 0.5
+STANDBY_SECONDS = 1.0
+"""How often a runner that does not lead asks whether it may."""
+LEADER_LOCK = "ledger projections: live runner"
 
 
 @dataclass(frozen=True)
@@ -136,11 +139,19 @@ class ProjectionRunner:
         return min((position for _, position in self.known.values()), default=0)
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Catch up, then wait for new events (LISTEN/NOTIFY on PostgreSQL, polling on SQLite)."""
+        """Catch up, then wait for new events (LISTEN/NOTIFY on PostgreSQL, polling on SQLite).
+
+        On PostgreSQL one runner at a time leads (``_Waiter.leading``): each server worker
+        and ``ledger projections run`` has one, and runners taking turns on the state rows
+        would each find the other's batches and reload what they hold in memory. The others
+        stand by and take over within ``STANDBY_SECONDS`` when the leader's connection ends.
+        """
         waiter = _Waiter(self.ledger)
         try:
             while not stop.is_set():
-                if self.run_batch() == 0:
+                if not waiter.leading():
+                    stop.wait(STANDBY_SECONDS)
+                elif self.run_batch() == 0:
                     waiter.wait(POLL_INTERVAL, stop)
         finally:
             waiter.close()
@@ -330,6 +341,7 @@ class _Waiter:
 
     def __init__(self, ledger: ReleaseLedger) -> None:
         self.connection: psycopg.Connection[Any] | None = None
+        self._leading = False
         recorder = ledger.recorder
         if isinstance(recorder, PostgresApplicationRecorder):
             env = ledger.env
@@ -342,6 +354,18 @@ class _Waiter:
                 autocommit=True,
             )
             self.connection.execute(f'LISTEN "{recorder.channel_name}"')
+
+    def leading(self) -> bool:
+        """Whether this runner may apply batches: it holds the leader's session lock on
+        its connection (PostgreSQL), which ends with the connection; always elsewhere."""
+        if self.connection is None:
+            return True
+        if not self._leading:
+            row = self.connection.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", (LEADER_LOCK,)
+            ).fetchone()
+            self._leading = bool(row and row[0])
+        return self._leading
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         if self.connection is None:

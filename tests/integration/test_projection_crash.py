@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from projections.runner import (
     projection_status,
     rebuild,
     start_rebuild,
+    wait_for_position,
 )
 from projections.schema import engine_for, upgrade
 from tests.conftest import open_ledger
@@ -365,3 +367,41 @@ def test_a_rebuild_beside_a_live_runner_takes_in_trains_planned_meanwhile(
     check_event_rows(ledger, engine)
     assert live_rows(engine) == reference_rows(ledger, postgres_server)
     assert ProjectionQueries(engine, ledger).feature("NEW-1")["train"] == "8.1"
+
+
+def test_one_live_runner_leads_and_another_takes_over_when_it_stops(
+    opened: tuple[ReleaseLedger, Engine],
+) -> None:
+    """Of two live runners (two server workers) one applies every batch; when it stops,
+    the other takes over and carries on from where it left off."""
+    ledger, engine = opened
+    leader, standby = ProjectionRunner(ledger, engine), ProjectionRunner(ledger, engine)
+    stop_leader, stop_standby = threading.Event(), threading.Event()
+    leading = threading.Thread(target=leader.run_forever, args=(stop_leader,), daemon=True)
+    leading.start()
+    wait_until_projected(engine, ledger)
+    standing_by = threading.Thread(target=standby.run_forever, args=(stop_standby,), daemon=True)
+    standing_by.start()
+    try:
+        ledger.plan_train("88.1", "major", "Ada Planner", title="planned while one leads")
+        wait_until_projected(engine, ledger)
+        led_to = ledger.event_log.last_position()
+        assert leader.position() == led_to
+        assert standby.position() == 0  # it never applied a batch
+
+        stop_leader.set()
+        leading.join(WAIT_SECONDS)
+        ledger.plan_train("88.2", "major", "Ada Planner", title="planned after it stopped")
+        wait_until_projected(engine, ledger)
+    finally:
+        stop_leader.set()
+        stop_standby.set()
+        standing_by.join(WAIT_SECONDS)
+
+    assert standby.position() == ledger.event_log.last_position() > led_to
+    check_event_rows(ledger, engine)
+
+
+def wait_until_projected(engine: Engine, ledger: ReleaseLedger) -> None:
+    head = ledger.event_log.last_position()
+    assert wait_for_position(engine, PROJECTION_NAMES, head, WAIT_SECONDS), "not projected"
