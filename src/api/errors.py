@@ -265,17 +265,7 @@ class BodySizeLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> ASGIMessage:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # past the body only a disconnect can come
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._refuse(
@@ -300,3 +290,18 @@ class BodySizeLimit:
         # The rest of the body stays unread: the server closes the connection after this.
         response = problem(status, code, detail, headers={"Connection": "close"})
         await response(scope, receive, send)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives ``body``, already read, as one message, then what ``receive``
+    gives (past the body only a disconnect can come)."""
+    replayed = False
+
+    async def replay() -> ASGIMessage:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

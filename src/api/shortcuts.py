@@ -26,9 +26,9 @@ from urllib.parse import unquote_plus
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import ApiProblem, problem
+from api.errors import ApiProblem, problem, replaying
 from api.responses import ORJSONResponse
 from api.routers.trains import train_body
 from api.routers.webhooks import accepted, receipt
@@ -176,13 +176,4 @@ async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
         if not message.get("more_body", False):
             break
     body = b"".join(chunks)
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay
+    return body, replaying(body, receive)
