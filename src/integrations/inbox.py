@@ -16,16 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Engine,
-    Row,
-    func,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, tuple_, update
 
 from projections.tables import insert_into, webhook_deliveries
 
@@ -75,7 +66,7 @@ def _insert_new(
             cursor.execute(
                 _INSERT_ARRAYS,
                 {
-                    "now": now.astimezone(UTC),
+                    "now": now,
                     "status": str(DeliveryStatus.PENDING),
                     "integrations": [str(arrival.integration) for arrival in arrivals],
                     "keys": [arrival.delivery_key for arrival in arrivals],

@@ -14,7 +14,6 @@ import queue
 import threading
 import unicodedata
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +67,7 @@ class WebhookSecrets:
 class Webhooks:
     """The door for Jira and QTest deliveries into the inbox.
 
-    ``jira`` and ``qtest`` verify a delivery and say what it is (cheap, no I/O); ``store``
+    ``jira`` and ``qtest`` verify a delivery and say what it is (cheap, no I/O); ``stored``
     hands it to one writer thread that stores whatever has arrived meanwhile in one
     transaction (a group commit), so a burst costs one commit per batch, not per delivery.
     A delivery is acknowledged only once its batch is committed.
@@ -138,15 +137,9 @@ class Webhooks:
         )
         return _arrival(Integration.QTEST, key, event_type, headers, verified, body)
 
-    def store(self, arrival: Arrival) -> Future[Received]:
-        """The delivery, stored by the writer's next batch (or the error that batch met)."""
-        stored: Future[Received] = Future()
-        self._arrivals.put((arrival, stored))
-        return stored
-
     async def stored(self, arrival: Arrival) -> Received:
-        """``store`` for a sender on an event loop: the writer wakes each loop once per
-        batch for all of its senders, not once per delivery."""
+        """The delivery, once the writer's next batch stored it (or the error that batch
+        met). The writer wakes each event loop once per batch, not once per delivery."""
         loop = asyncio.get_running_loop()
         waiting: asyncio.Future[Received] = loop.create_future()
         self._arrivals.put((arrival, (loop, waiting)))
@@ -192,36 +185,29 @@ class Webhooks:
             self.on_stored(new_deliveries)
 
 
-Waiting = Future[Received] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Received]"]
-"""A sender waiting for its delivery to be stored: in a thread, or on an event loop."""
+Waiting = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Received]"]
+"""A sender waiting on its event loop for its delivery to be stored."""
 Answer = Received | Exception
 
 
 def _answer(answers: list[tuple[Waiting, Answer]]) -> None:
     """Tell each waiting sender how its delivery fared, waking each event loop once."""
     on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Received], Answer]]] = {}
-    for waiting, answer in answers:
-        if isinstance(waiting, Future):
-            _settle(waiting, answer)
-        else:
-            loop, future = waiting
-            on_loops.setdefault(loop, []).append((future, answer))
+    for (loop, future), answer in answers:
+        on_loops.setdefault(loop, []).append((future, answer))
     for loop, share in on_loops.items():
         with contextlib.suppress(RuntimeError):  # the loop is closed: no one is waiting
-            loop.call_soon_threadsafe(_settle_all, share)
+            loop.call_soon_threadsafe(_settle, share)
 
 
-def _settle_all(share: list[tuple[asyncio.Future[Received], Answer]]) -> None:
+def _settle(share: list[tuple[asyncio.Future[Received], Answer]]) -> None:
     for future, answer in share:
-        if not future.done():  # else the sender gave up waiting
-            _settle(future, answer)
-
-
-def _settle(future: Future[Received] | asyncio.Future[Received], answer: Answer) -> None:
-    if isinstance(answer, Exception):
-        future.set_exception(answer)
-    else:
-        future.set_result(answer)
+        if future.done():
+            continue  # the sender gave up waiting
+        if isinstance(answer, Exception):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
 
 
 def _arrival(

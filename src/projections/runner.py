@@ -162,18 +162,15 @@ class ProjectionRunner:
         """Take the state rows of this runner's projections; their (generation, position)."""
         names = [projection.name for projection in self.projections]
         state = tables.projection_state
-        # The UPDATE takes the row locks (and SQLite's write lock) and reads them in one go;
-        # state rows are made when missing, which a runner that has run once knows they are not.
+        # The UPDATE takes the row locks (and SQLite's write lock) and reads them in one go.
         take = (
             update(state)
             .where(state.c.name.in_(names))
             .values(updated_at=datetime.now(UTC))
             .returning(*state.c)
         )
-        if not self.known:
-            _ensure_state_rows(connection, self.projections)
         rows = connection.execute(take).all()
-        if len(rows) < len(names):  # a state row was deleted since: made again, at 0
+        if len(rows) < len(names):  # a new database, or a new projection: made at 0
             _ensure_state_rows(connection, self.projections)
             rows = connection.execute(take).all()
         result = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,7 +182,7 @@ def test_inbox_reprocess_maps_deliveries_again_after_a_mapping_change(
     }
     webhooks = Webhooks(Inbox(engine), WebhookSecrets())
     headers = {"x-atlassian-webhook-identifier": "hook-20001"}
-    webhooks.store(webhooks.jira(json.dumps(move).encode(), headers)).result()
+    asyncio.run(webhooks.stored(webhooks.jira(json.dumps(move).encode(), headers)))
     webhooks.close()
     engine.dispose()
     mapping = tmp_path / "integrations.toml"
@@ -222,7 +223,7 @@ def test_inbox_run_once_maps_what_servers_left_to_it(runner: CliRunner, sqlite_u
     engine = engine_for(Database.from_url(sqlite_url))
     prepare(engine, Database.from_url(sqlite_url))
     webhooks = Webhooks(Inbox(engine), WebhookSecrets())
-    webhooks.store(webhooks.jira(b'{"webhookEvent": "comment_created"}', {})).result()
+    asyncio.run(webhooks.stored(webhooks.jira(b'{"webhookEvent": "comment_created"}', {})))
     webhooks.close()
     pending = Inbox(engine).counts()["pending"]
     engine.dispose()
