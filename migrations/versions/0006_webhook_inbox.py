@@ -61,9 +61,7 @@ def upgrade() -> None:
         sa.Column("delivery_id", DELIVERY_ID, nullable=False),
         sa.PrimaryKeyConstraint("project_id", "test_run_id"),
     )
-    op.create_index(
-        "ix_qtest_test_runs_cycle", "qtest_test_runs", ["train", "cycle", "status"]
-    )
+    op.create_index("ix_qtest_test_runs_cycle", "qtest_test_runs", ["train", "cycle", "status"])
     op.create_table(
         "qtest_cycle_tallies",
         sa.Column("train", sa.String(length=64), nullable=False),

@@ -79,6 +79,7 @@ class Database:
         host = query.get("host") or parts.hostname or "127.0.0.1"
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "ledger.event_log:PostgresLedgerRecorder",
             "POSTGRES_DBNAME": dbname,
             "POSTGRES_HOST": host,
             "POSTGRES_PORT": str(parts.port or 5432),
