@@ -6,14 +6,17 @@ makes the server wait on the projections or read anything.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from api.commands import CommandThreads
 from api.errors import RETRY_AFTER_SECONDS, ApiProblem
 from api.idempotency import (
     KEY_HEADER,
@@ -34,6 +37,9 @@ from projections.runner import wait_for_position
 
 MIN_POSITION_TIMEOUT = 5.0
 REALM = 'Bearer realm="release-ledger"'
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -233,6 +239,7 @@ class WriteContext:
 
     principal: Principal
     ledger: ReleaseLedger
+    commands: CommandThreads
     correlation_id: str | None
     idempotency: IdempotentRequest | None = None
 
@@ -281,7 +288,24 @@ async def get_write_context(
         idempotency = open_request(
             request.scope, resources.engine, principal.name, idempotency_key, body
         )
-    return WriteContext(principal, resources.ledger, x_correlation_id, idempotency)
+    return WriteContext(
+        principal, resources.ledger, resources.commands, x_correlation_id, idempotency
+    )
 
 
 Write = Annotated[WriteContext, Depends(get_write_context)]
+
+
+def command_route(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """A write route, run on the command threads of its request's ``WriteContext``
+    rather than on FastAPI's threadpool (see ``api.commands``).
+
+    FastAPI reads the parameters through the wrapper, from ``route``'s own signature.
+    """
+
+    @functools.wraps(route)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        write = next(value for value in kwargs.values() if isinstance(value, WriteContext))
+        return await write.commands.run(functools.partial(route, *args, **kwargs))
+
+    return run

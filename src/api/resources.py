@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from api.commands import CommandThreads
 from api.metrics import ApiMetrics, MeteredLedger
 from api.positions import BoundedRead, Positions, inbox_reader, position_reader
 from api.tokens import Authenticator
@@ -45,6 +46,7 @@ class Resources:
     worker: InboxWorker | None
     watch: ChangeWatch | None
     authenticator: Authenticator
+    commands: CommandThreads
 
     @classmethod
     def open(cls, settings: Settings, metrics: ApiMetrics | None = None) -> Resources:
@@ -80,6 +82,8 @@ class Resources:
             processor = InboxProcessor(ledger, engine, integrations, qtest_client(settings))
             worker = InboxWorker(processor)
             worker.start()
+        commands = CommandThreads()
+        commands.start()
         webhooks = Webhooks(
             inbox, webhook_secrets(settings), on_stored=worker.wake if worker else lambda new: None
         )
@@ -97,10 +101,12 @@ class Resources:
             worker,
             watch,
             Authenticator(engine, watch),
+            commands,
         )
 
     def close(self) -> None:
         try:
+            self.commands.stop()
             self.webhooks.close()
             if self.worker is not None:
                 self.worker.stop()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from api import schemas
-from api.deps import ProjectionReaderAt, Write
+from api.deps import ProjectionReaderAt, Write, command_route
 from api.schemas import problems
 from ledger.application import CommandResult, CustomerAsk
 from ledger.train import Train
@@ -128,6 +128,7 @@ def get_gate_readiness(
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
+@command_route
 def plan_train(body: schemas.PlanTrain, write: Write, response: Response) -> dict[str, Any]:
     result = write.ledger.plan_train(
         body.train,
@@ -149,6 +150,7 @@ def plan_train(body: schemas.PlanTrain, write: Write, response: Response) -> dic
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
+@command_route
 def schedule_gate(
     train: TrainPath, gate: GatePath, body: schemas.ScheduleGate, write: Write
 ) -> dict[str, Any]:
@@ -174,6 +176,7 @@ def schedule_gate(
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
+@command_route
 def decide_gate(
     train: TrainPath, gate: GatePath, body: schemas.DecideGate, write: Write
 ) -> dict[str, Any]:
@@ -198,6 +201,7 @@ def decide_gate(
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
+@command_route
 def propose_scope(train: TrainPath, body: schemas.ProposeScope, write: Write) -> dict[str, Any]:
     return recorded(
         write.ledger.propose_scope(
@@ -220,6 +224,7 @@ def propose_scope(train: TrainPath, body: schemas.ProposeScope, write: Write) ->
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
+@command_route
 def record_decision(train: TrainPath, body: schemas.Decide, write: Write) -> dict[str, Any]:
     return recorded(
         write.ledger.decide(
@@ -247,6 +252,7 @@ def record_decision(train: TrainPath, body: schemas.Decide, write: Write) -> dic
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
+@command_route
 def ship_beta_drop(train: TrainPath, body: schemas.ShipBetaDrop, write: Write) -> dict[str, Any]:
     return recorded(
         write.ledger.ship_beta_drop(
@@ -268,6 +274,7 @@ def ship_beta_drop(train: TrainPath, body: schemas.ShipBetaDrop, write: Write) -
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
+@command_route
 def record_qa_run(train: TrainPath, body: schemas.RecordQARun, write: Write) -> dict[str, Any]:
     return recorded(
         write.ledger.record_qa_run(
@@ -292,6 +299,7 @@ def record_qa_run(train: TrainPath, body: schemas.RecordQARun, write: Write) -> 
     response_model=schemas.Recorded,
     responses=WRITE_PROBLEMS,
 )
+@command_route
 def change_support(train: TrainPath, body: schemas.ChangeSupport, write: Write) -> dict[str, Any]:
     return recorded(
         write.ledger.change_support(
