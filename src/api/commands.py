@@ -4,8 +4,9 @@ A command blocks on the database (it loads, then appends), so it cannot run on t
 loop. FastAPI would run a plain ``def`` route on anyio's threadpool, whose hand-off costs
 about 0.2 ms of CPU per call under 64 connections (measured with a function that does
 nothing), with up to 40 threads taking turns at the interpreter lock. Here a few threads
-drain one queue, take whatever has piled up while they worked, and hand a whole batch of
-results back to the event loop in one wake-up: about 9 µs per call in the same test.
+take calls from one queue and hand each answer back as soon as it is ready; answers that
+are ready before the event loop has woken for the first of them go with it, in one
+wake-up. About 9 µs per call in the same test.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextvars
 import logging
 import queue
 import threading
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -45,6 +45,8 @@ class CommandThreads:
 
     def __init__(self, threads: int = COMMAND_THREADS) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._ready: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        self._lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._work, name=f"commands-{n}", daemon=True)
             for n in range(threads)
@@ -70,42 +72,36 @@ class CommandThreads:
         return await future
 
     def _work(self) -> None:
-        stopping = False
-        while not stopping:
-            batch: list[_Job] = []
-            job = self._jobs.get()
-            while True:
-                if job is None:  # one each from ``stop``: this thread's last batch
-                    stopping = True
-                    break
-                try:
-                    job.result = job.context.run(job.call)
-                except BaseException as error:  # the caller's to raise, on its loop
-                    job.error = error
-                batch.append(job)
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self._answer(batch)
-
-    def _answer(self, batch: list[_Job]) -> None:
-        by_loop: defaultdict[asyncio.AbstractEventLoop, list[_Job]] = defaultdict(list)
-        for job in batch:
-            by_loop[job.loop].append(job)
-        for loop, jobs in by_loop.items():
+        while (job := self._jobs.get()) is not None:  # one None each from ``stop``
             try:
-                loop.call_soon_threadsafe(_settle, jobs)
-            except RuntimeError:  # the loop closed: no one is waiting for these answers
-                log.warning("%d command answers dropped: their event loop has closed", len(jobs))
+                job.result = job.context.run(job.call)
+            except BaseException as error:  # the caller's to raise, on its loop
+                job.error = error
+            self._answer(job)
 
+    def _answer(self, job: _Job) -> None:
+        """Hand ``job`` back at once; a loop not yet woken for earlier answers is not
+        woken again, it takes this one with them."""
+        with self._lock:
+            ready = self._ready.get(job.loop)
+            if ready is not None:
+                ready.append(job)
+                return
+            self._ready[job.loop] = [job]
+        try:
+            job.loop.call_soon_threadsafe(self._settle, job.loop)
+        except RuntimeError:  # the loop closed: no one is waiting for these answers
+            with self._lock:
+                dropped = self._ready.pop(job.loop, [])
+            log.warning("%d command answers dropped: their event loop has closed", len(dropped))
 
-def _settle(jobs: list[_Job]) -> None:
-    for job in jobs:
-        if job.future.done():  # the client left and the request was cancelled
-            continue
-        if job.error is not None:
-            job.future.set_exception(job.error)
-        else:
-            job.future.set_result(job.result)
+    def _settle(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            jobs = self._ready.pop(loop, [])
+        for job in jobs:
+            if job.future.done():  # the client left and the request was cancelled
+                continue
+            if job.error is not None:
+                job.future.set_exception(job.error)
+            else:
+                job.future.set_result(job.result)

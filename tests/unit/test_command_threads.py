@@ -91,3 +91,27 @@ def test_stopping_finishes_what_is_queued_then_ends_the_threads() -> None:
     assert sorted(done) == list(range(20))
     assert len(started) == 2
     assert not any(thread.is_alive() for thread in started)
+
+
+def test_a_quick_calls_answer_does_not_wait_for_a_slow_call_after_it() -> None:
+    """On a single thread, a quick call queued before a slow one is answered at once.
+
+    (A request waiting on another's answer, as a repeated Idempotency-Key does, would
+    otherwise hold that answer back for as long as it waits.)
+    """
+    threads = CommandThreads(threads=1)
+    threads.start()
+
+    async def main() -> float:
+        started = time.monotonic()
+        quick = asyncio.ensure_future(threads.run(lambda: "quick"))
+        slow = asyncio.ensure_future(threads.run(lambda: time.sleep(1.0)))
+        await quick
+        answered_after = time.monotonic() - started
+        await slow
+        return answered_after
+
+    try:
+        assert asyncio.run(main()) < 0.5
+    finally:
+        threads.stop()
