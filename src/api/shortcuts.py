@@ -9,6 +9,11 @@ FastAPI's routing and dependency solving cost more than the answer itself, so
   ``ChangeWatch`` last heard: the same pre-rendered body the route sends.
 - ``POST /v1/webhooks/jira`` and ``/qtest`` (no query but QTest's ``token``) that verify:
   stored through the same ``Webhooks`` door and answered with the same receipt.
+- A train command (``POST /v1/trains/{train}/qa-runs`` and the other routes that take just
+  the train, a JSON body and the write context) with a remembered writer's token, a body
+  the route's model accepts, and no ``Idempotency-Key``, ``X-Correlation-Id`` or query:
+  the route's own function runs it, its answer is serialized through the route's
+  ``response_model``, and a refusal is answered by the app's own exception handler.
 
 Everything else, and everything it cannot decide (a token not yet remembered, a document
 not cached, a delivery that fails verification or does not parse), passes through to the
@@ -19,25 +24,35 @@ their answers are counted, carry the same headers, and never see a body over the
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, get_type_hints
 from urllib.parse import unquote_plus
 
+import orjson
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.deps import WriteContext
 from api.errors import ApiProblem, problem, replaying
 from api.responses import ORJSONResponse
+from api.routers import trains
 from api.routers.trains import train_body
 from api.routers.webhooks import accepted, receipt
 from api.tokens import Role
+from ledger.values import TRAIN_ID_PATTERN
 
 if TYPE_CHECKING:
     from api.resources import Resources
 
 TRAIN_PATH = re.compile(r"/v1/trains/([^/]+)")
+TRAIN_COMMAND_PATH = re.compile(r"/v1/trains/([^/]+)(/[a-z-]+)")
 MIN_POSITION_QUERY = re.compile(rb"min_position=(\d{1,18})")
 QTEST_TOKEN_QUERY = re.compile(rb"token=([^&;]{1,768})")
 WEBHOOK_PATHS = {"/v1/webhooks/jira": "jira", "/v1/webhooks/qtest": "qtest"}
@@ -54,6 +69,36 @@ class RouteTemplate:
 
 TRAIN_ROUTE = RouteTemplate("/v1/trains/{train}")
 WEBHOOK_ROUTES = {path: RouteTemplate(path) for path in WEBHOOK_PATHS}
+COMMAND_PARAMETERS = ["train", "body", "write"]
+MAX_TRAIN_LENGTH = 64
+"""``TrainPath``'s ``max_length``: a longer train id is the route's to refuse."""
+
+
+@dataclass(frozen=True)
+class TrainCommand:
+    """A write route that takes the train, a JSON body and the write context, and nothing
+    else: what the shortcut needs to run it as FastAPI would."""
+
+    route: APIRoute
+    body: type[BaseModel]
+    response: type[BaseModel]
+    status: int
+
+    @classmethod
+    def of(cls, route: APIRoute) -> TrainCommand | None:
+        parameters = inspect.signature(route.endpoint).parameters
+        if route.methods != {"POST"} or list(parameters) != COMMAND_PARAMETERS:
+            return None
+        body = get_type_hints(inspect.unwrap(route.endpoint))["body"]
+        return cls(route, body, route.response_model, route.status_code or 200)
+
+
+TRAIN_COMMANDS = {
+    route.path_format.removeprefix(trains.router.prefix + "/{train}"): command
+    for route in trains.router.routes
+    if isinstance(route, APIRoute) and (command := TrainCommand.of(route)) is not None
+}
+"""By the path after ``/v1/trains/{train}``: ``/qa-runs``, ``/decisions``, ..."""
 
 
 class Shortcuts:
@@ -74,6 +119,11 @@ class Shortcuts:
             elif method == "POST" and path in WEBHOOK_PATHS:
                 await self._delivery(resources, WEBHOOK_PATHS[path], scope, receive, send)
                 return
+            elif method == "POST" and (match := TRAIN_COMMAND_PATH.fullmatch(path)):
+                command = TRAIN_COMMANDS.get(match[2])
+                if command is not None:
+                    await self._command(resources, command, match[1], scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
     async def _train(
@@ -139,6 +189,46 @@ class Shortcuts:
         content = receipt(stored).model_dump(mode="json", by_alias=True)
         await ORJSONResponse(content, status_code=202)(scope, receive, send)
 
+    async def _command(
+        self,
+        resources: Resources,
+        command: TrainCommand,
+        train: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Run a train command the route would accept; hand anything else to the route."""
+        body, replay = await _read_body(receive)
+        token = _plain_write(scope, train)
+        try:
+            if token is None:
+                raise _PassOn
+            writer = resources.authenticator.remembered(token)
+            if writer is None or not writer.may(Role.WRITER):
+                raise _PassOn
+            model = command.body.model_validate(orjson.loads(body))
+        except (_PassOn, orjson.JSONDecodeError, ValidationError):
+            # The route meets the same and answers with the problem the API documents.
+            await self.app(scope, replay, send)
+            return
+        scope["route"] = command.route
+        write = WriteContext(writer, resources.ledger, resources.commands, None)
+        try:
+            result = await command.route.endpoint(train=train, body=model, write=write)
+        except Exception as error:
+            handler = _handler(scope, error)
+            if handler is None:
+                raise
+            answer = handler(Request(scope, replay), error)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        else:
+            # What FastAPI makes of the route's response_model.
+            content = command.response.model_validate(result).model_dump(mode="json", by_alias=True)
+            answer = ORJSONResponse(content, status_code=command.status)
+        await answer(scope, receive, send)
+
 
 class _PassOn(Exception):
     """The request is the route's to answer."""
@@ -149,6 +239,36 @@ def _bearer(scope: Scope) -> str | None:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+def _plain_write(scope: Scope, train: str) -> str | None:
+    """The bearer token of a command with nothing the route must read itself (a query, a
+    content type other than JSON, an idempotency key, a correlation id, an unusual train
+    id); else None."""
+    if scope["query_string"] or len(train) > MAX_TRAIN_LENGTH:
+        return None
+    if not TRAIN_ID_PATTERN.fullmatch(train):
+        return None
+    json_body = False
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            json_body = value.lower() == b"application/json"
+        elif name in (b"idempotency-key", b"x-correlation-id"):
+            return None
+    return _bearer(scope) if json_body else None
+
+
+def _handler(scope: Scope, error: Exception) -> Callable[[Request, Exception], Any] | None:
+    """The app's handler for ``error``, as its exception middleware would choose it; None
+    for what only the server error middleware answers (a 500)."""
+    handlers = scope["app"].exception_handlers
+    for kind in type(error).__mro__:
+        if kind is Exception:
+            return None
+        if kind in handlers:
+            handler: Callable[[Request, Exception], Any] = handlers[kind]
+            return handler
     return None
 
 

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.main import create_app
-from api.shortcuts import Shortcuts
+from api.shortcuts import TRAIN_COMMANDS, Shortcuts
 from api.tokens import create_token
 from integrations.signatures import signature
 from ledger.config import Database, Settings
@@ -32,6 +32,15 @@ pytestmark = pytest.mark.postgres
 JIRA_SECRET = "jira-webhook-secret"
 QTEST_SECRET = "qtest-webhook-secret"
 PASSED_ON = 418
+QA_RUN = {
+    "cycle": "phase1",
+    "build": "5.5.0-b1",
+    "total": 21000,
+    "passed": 19950,
+    "failed": 900,
+    "blocked": 150,
+    "actor": "Quinn Tester",
+}
 MOVE = {
     "timestamp": 1764151200000,
     "webhookEvent": "jira:issue_updated",
@@ -97,7 +106,7 @@ def front(postgres_url: str) -> Iterator[Front]:
         eventually(lambda: resources.watch.listening)
         tokens = {
             role: create_token(resources.engine, f"{role}-token", role)
-            for role in ("reader", "admin")
+            for role in ("reader", "writer", "admin")
         }
         routes = RouteStandIn()
         yield Front(client, shortcuts_before(app, routes), routes, tokens)
@@ -115,7 +124,7 @@ def planned_and_read(front: Front, train: str) -> bytes:
     position = max(event["position"] for event in planned.json()["events"])
     watch = front.app.app.state.resources.watch
     eventually(lambda: watch.states.get("trains", (0, 0))[1] >= position)
-    for role in ("reader", "admin"):
+    for role in ("reader", "writer", "admin"):
         read = front.app.get(f"/v1/trains/{train}", headers=front.bearer(role))
         assert read.status_code == 200, read.text
     return read.content
@@ -227,3 +236,92 @@ def test_a_jira_delivery_with_a_query_is_still_taken(front: Front) -> None:
 
     assert answer.status_code == 202
     assert front.routes.reached == []
+
+
+def test_a_plain_command_by_a_remembered_writer_runs_before_the_routes(front: Front) -> None:
+    """A QA run with a remembered writer's token is recorded and answered in the route's
+    shape, status and headers, the routes unasked."""
+    planned_and_read(front, "5.5")
+    writer = {**front.bearer("writer"), "Content-Type": "application/json"}
+    by_route = front.app.post("/v1/trains/5.5/qa-runs", json=QA_RUN, headers=writer)
+    ledger = front.app.app.state.resources.ledger
+    recorded = ledger.event_log.last_position()
+
+    second_build = {**QA_RUN, "build": "5.5.0-b2"}
+    shortcut = front.shortcuts.post("/v1/trains/5.5/qa-runs", json=second_build, headers=writer)
+
+    assert by_route.status_code == shortcut.status_code == 201, shortcut.text
+    assert front.routes.reached == []
+    assert shortcut.headers["content-type"] == by_route.headers["content-type"]
+    route_answer, answer = by_route.json(), shortcut.json()
+    assert set(answer) == set(route_answer)
+    assert set(answer["state"]) == set(route_answer["state"])
+    (event,) = answer["events"]
+    assert event["type"] == route_answer["events"][0]["type"] == "QARunRecorded"
+    assert event["position"] > recorded
+    assert ledger.event_log.last_position() == event["position"]
+    (stored,) = list(ledger.event_log.read(recorded))
+    assert b"5.5.0-b2" in stored.state
+    assert b"writer-token" in stored.state  # recorded_by: the token's name
+
+
+def test_a_refused_command_gets_the_apps_problem_and_records_nothing(front: Front) -> None:
+    """A QA run for a train never planned is refused by the ledger; the shortcut answers
+    with the problem the app's handler gives for it."""
+    planned_and_read(front, "5.5")
+    writer = front.bearer("writer")
+    ledger = front.app.app.state.resources.ledger
+    recorded = ledger.event_log.last_position()
+
+    by_route = front.app.post("/v1/trains/9.9/qa-runs", json=QA_RUN, headers=writer)
+    shortcut = front.shortcuts.post("/v1/trains/9.9/qa-runs", json=QA_RUN, headers=writer)
+
+    assert shortcut.status_code == by_route.status_code == 404
+    assert shortcut.headers["content-type"] == "application/problem+json"
+    assert shortcut.json() == by_route.json()
+    assert front.routes.reached == []
+    assert ledger.event_log.last_position() == recorded
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "body"),
+    [
+        ("/v1/trains/5.5/qa-runs", {"Idempotency-Key": "qa-b1"}, orjson.dumps(QA_RUN)),
+        ("/v1/trains/5.5/qa-runs", {"X-Correlation-Id": "release-5.5"}, orjson.dumps(QA_RUN)),
+        ("/v1/trains/5.5/qa-runs?dry_run=1", {}, orjson.dumps(QA_RUN)),
+        ("/v1/trains/5.5/qa-runs", {"Content-Type": "text/plain"}, orjson.dumps(QA_RUN)),
+        ("/v1/trains/5.5/qa-runs", {}, b'{"cycle": "phase1"'),
+        ("/v1/trains/5.5/qa-runs", {}, orjson.dumps({**QA_RUN, "total": -1})),
+        ("/v1/trains/5.5/qa-runs", {"Authorization": "reader"}, orjson.dumps(QA_RUN)),
+        ("/v1/trains/5.5/qa-runs", {"Authorization": "Bearer unknown"}, orjson.dumps(QA_RUN)),
+        ("/v1/trains/5.5/qa-runs", {"Authorization": ""}, orjson.dumps(QA_RUN)),
+        ("/v1/trains/5..5/qa-runs", {}, orjson.dumps(QA_RUN)),
+        ("/v1/trains/5.5/gates/1/decision", {}, orjson.dumps(QA_RUN)),
+    ],
+)
+def test_a_command_the_shortcuts_cannot_decide_goes_to_the_routes_with_its_body(
+    front: Front, path: str, headers: dict[str, str], body: bytes
+) -> None:
+    """An idempotency key, a correlation id, a query, a body that is not JSON or not the
+    route's model, a reader's, unknown or missing token, an odd train id or another
+    route: the routes get it, body intact, and nothing is recorded."""
+    planned_and_read(front, "5.5")
+    sent = {"Content-Type": "application/json", **front.bearer("writer"), **headers}
+    if sent["Authorization"] == "reader":
+        sent["Authorization"] = front.bearer("reader")["Authorization"]
+    elif not sent["Authorization"]:
+        del sent["Authorization"]
+    ledger = front.app.app.state.resources.ledger
+    recorded = ledger.event_log.last_position()
+
+    answer = front.shortcuts.post(path, content=body, headers=sent)
+
+    assert answer.status_code == PASSED_ON
+    assert front.routes.reached == [(path.partition("?")[0], body)]
+    assert ledger.event_log.last_position() == recorded
+
+
+def test_the_train_commands_taken_are_those_with_just_a_train_a_body_and_a_writer() -> None:
+    """Planning (it sets a Location) and gate routes (a gate number) stay with FastAPI."""
+    assert set(TRAIN_COMMANDS) == {"/scope", "/decisions", "/beta-drops", "/qa-runs", "/support"}
+    assert {command.status for command in TRAIN_COMMANDS.values()} == {201}
