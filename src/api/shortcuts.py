@@ -250,13 +250,13 @@ def _plain_write(scope: Scope, train: str) -> str | None:
         return None
     if not TRAIN_ID_PATTERN.fullmatch(train):
         return None
-    json_body = False
+    content_type = None
     for name, value in scope["headers"]:
-        if name == b"content-type":
-            json_body = value.lower() == b"application/json"
+        if name == b"content-type" and content_type is None:  # the first, as the route reads
+            content_type = value.lower()
         elif name in (b"idempotency-key", b"x-correlation-id"):
             return None
-    return _bearer(scope) if json_body else None
+    return _bearer(scope) if content_type == b"application/json" else None
 
 
 def _handler(scope: Scope, error: Exception) -> Callable[[Request, Exception], Any] | None:

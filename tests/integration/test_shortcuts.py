@@ -325,3 +325,19 @@ def test_the_train_commands_taken_are_those_with_just_a_train_a_body_and_a_write
     """Planning (it sets a Location) and gate routes (a gate number) stay with FastAPI."""
     assert set(TRAIN_COMMANDS) == {"/scope", "/decisions", "/beta-drops", "/qa-runs", "/support"}
     assert {command.status for command in TRAIN_COMMANDS.values()} == {201}
+
+
+def test_a_command_whose_first_content_type_is_not_json_goes_to_the_routes(front: Front) -> None:
+    """The route reads the first Content-Type; so does the shortcut, and passes this on."""
+    planned_and_read(front, "5.5")
+    body = orjson.dumps(QA_RUN)
+    headers = [
+        ("authorization", front.bearer("writer")["Authorization"]),
+        ("content-type", "text/plain"),
+        ("content-type", "application/json"),
+    ]
+
+    answer = front.shortcuts.post("/v1/trains/5.5/qa-runs", content=body, headers=headers)
+
+    assert answer.status_code == PASSED_ON
+    assert front.routes.reached == [("/v1/trains/5.5/qa-runs", body)]
