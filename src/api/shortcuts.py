@@ -45,7 +45,7 @@ from api.responses import ORJSONResponse
 from api.routers import trains
 from api.routers.trains import train_body
 from api.routers.webhooks import accepted, receipt
-from api.tokens import Role
+from api.tokens import Principal, Role
 from ledger.values import TRAIN_ID_PATTERN
 
 if TYPE_CHECKING:
@@ -102,7 +102,8 @@ TRAIN_COMMANDS = {
 
 
 class Shortcuts:
-    """Answer a remembered train read or a verified webhook delivery; pass the rest on."""
+    """Answer a remembered train read, a verified webhook delivery or a plain train
+    command; pass the rest on."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -137,11 +138,7 @@ class Shortcuts:
             if found is None:
                 return False  # as_of, known_at or anything else: the route's to read
             min_position = int(found[1])
-        token = _bearer(scope)
-        if token is None:
-            return False
-        principal = resources.authenticator.remembered(token)
-        if principal is None or not principal.may(Role.READER):
+        if _remembered(resources, _bearer(scope), Role.READER) is None:
             return False
         body = resources.queries.train_remembered(train, train_body, min_position)
         if body is None:
@@ -199,16 +196,14 @@ class Shortcuts:
         send: Send,
     ) -> None:
         """Run a train command the route would accept; hand anything else to the route."""
+        writer = _remembered(resources, _plain_write(scope, train), Role.WRITER)
+        if writer is None:
+            await self.app(scope, receive, send)
+            return
         body, replay = await _read_body(receive)
-        token = _plain_write(scope, train)
         try:
-            if token is None:
-                raise _PassOn
-            writer = resources.authenticator.remembered(token)
-            if writer is None or not writer.may(Role.WRITER):
-                raise _PassOn
             model = command.body.model_validate(orjson.loads(body))
-        except (_PassOn, orjson.JSONDecodeError, ValidationError):
+        except (orjson.JSONDecodeError, ValidationError):
             # The route meets the same and answers with the problem the API documents.
             await self.app(scope, replay, send)
             return
@@ -240,6 +235,14 @@ def _bearer(scope: Scope) -> str | None:
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token if scheme.lower() == "bearer" and token else None
     return None
+
+
+def _remembered(resources: Resources, token: str | None, role: Role) -> Principal | None:
+    """The principal the ``Authenticator`` remembers for ``token``, if it has ``role``."""
+    if token is None:
+        return None
+    principal = resources.authenticator.remembered(token)
+    return principal if principal is not None and principal.may(role) else None
 
 
 def _plain_write(scope: Scope, train: str) -> str | None:

@@ -173,9 +173,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        if not stored_events or self.datastore.enable_db_functions:
-            positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
-            return positions
+        if not stored_events:
+            return []
         arrays = (
             [event.originator_id for event in stored_events],
             [event.originator_version for event in stored_events],
