@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +61,10 @@ from ledger.values import (
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_TEXT = 2000
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Unicode's control characters (category ``Cc``): C0, DEL and C1."""
+PROSE_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""The same but for tabs and line breaks (``\\t``, ``\\n``), which prose may hold."""
 MAX_COUNT = 100_000_000
 
 
@@ -756,8 +760,7 @@ def _optional_text(value: str | None, field: str, *, multiline: bool = False) ->
     text = value.strip()
     if len(text) > MAX_TEXT:
         raise InvalidCommand(f"{field} is longer than {MAX_TEXT} characters", field=field)
-    allowed = "\n\t" if multiline else ""
-    if any(unicodedata.category(char) == "Cc" and char not in allowed for char in text):
+    if (PROSE_CONTROL_CHARACTERS if multiline else CONTROL_CHARACTERS).search(text):
         kind = "control characters" if multiline else "control characters or line breaks"
         raise InvalidCommand(f"{field} contains {kind}", field=field)
     return text or None

@@ -20,10 +20,13 @@ from sqlalchemy import (
     Boolean,
     Connection,
     Date,
+    Delete,
     Float,
+    Insert,
     Integer,
     String,
     Table,
+    bindparam,
     delete,
     insert,
     select,
@@ -127,6 +130,21 @@ class Context:
         self.load = load
 
 
+@cache
+def _delete_rows(table: Table, key_column: str) -> Delete:
+    """Delete a generation's rows of some keys. Built once: building a statement and its
+    cache key costs SQLAlchemy more than the rest of a small batch's flush."""
+    return delete(table).where(
+        table.c.generation == bindparam("generation"),
+        table.c[key_column].in_(bindparam("keys", expanding=True)),
+    )
+
+
+@cache
+def _insert_rows(table: Table) -> Insert:
+    return insert(table)
+
+
 class _AggregateProjection(Projection):
     """A projection whose rows are the current state of one kind of aggregate."""
 
@@ -186,12 +204,11 @@ class _AggregateProjection(Projection):
         for table in self.tables:
             if keys[table]:
                 connection.execute(
-                    delete(table).where(
-                        table.c.generation == generation, table.c[self.key_column].in_(keys[table])
-                    )
+                    _delete_rows(table, self.key_column),
+                    {"generation": generation, "keys": keys[table]},
                 )
             if rows[table]:
-                connection.execute(insert(table), rows[table])
+                connection.execute(_insert_rows(table), rows[table])
         self.dirty.clear()
         if len(self.aggregates) > 5000:
             self.aggregates.clear()  # bounded memory on big rebuilds; reloaded when touched
@@ -441,7 +458,7 @@ class _RowsProjection(Projection):
                 _copy_rows(connection, self.table, generation, self.pending)
             else:
                 rows = [{"generation": generation, **row} for row in self.pending]
-                connection.execute(insert(self.table), rows)
+                connection.execute(_insert_rows(self.table), rows)
             self.pending.clear()
 
     @property

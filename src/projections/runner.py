@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, Update, bindparam, delete, insert, select, update
 
 from ledger.aggregate import LedgerAggregate
 from ledger.application import ReleaseLedger
@@ -48,6 +48,30 @@ class ProjectionStatus:
     rebuild_position: int | None
 
 
+@dataclass(frozen=True)
+class _StateStatements:
+    """What every batch runs on its projections' state rows, built once per runner:
+    SQLAlchemy takes longer to build a statement than a small batch takes to run it."""
+
+    take: Update
+    advance: Update
+
+    @classmethod
+    def of(cls, names: list[str], rebuild: bool) -> _StateStatements:
+        state = tables.projection_state
+        position = state.c.rebuild_position if rebuild else state.c.position
+        return cls(
+            # Takes the row locks (and SQLite's write lock) and reads them in one go.
+            take=update(state)
+            .where(state.c.name.in_(names))
+            .values(updated_at=bindparam("now"))
+            .returning(*state.c),
+            advance=update(state)
+            .where(state.c.name.in_(names))
+            .values({position: bindparam("advanced_to")}),
+        )
+
+
 class ProjectionRunner:
     """Keeps projections current from the ledger's event log.
 
@@ -72,6 +96,9 @@ class ProjectionRunner:
         self.keys = StreamKeys()
         self.known: dict[str, tuple[int, int]] = {}
         self.routes: dict[type[LedgerAggregate.Event], list[Projection]] = {}
+        self.statements = _StateStatements.of(
+            [projection.name for projection in self.projections], rebuild
+        )
 
     # ------------------------------------------------------------------ batches
 
@@ -161,18 +188,11 @@ class ProjectionRunner:
     def _lock(self, connection: Connection) -> dict[str, tuple[int, int]]:
         """Take the state rows of this runner's projections; their (generation, position)."""
         names = [projection.name for projection in self.projections]
-        state = tables.projection_state
-        # The UPDATE takes the row locks (and SQLite's write lock) and reads them in one go.
-        take = (
-            update(state)
-            .where(state.c.name.in_(names))
-            .values(updated_at=datetime.now(UTC))
-            .returning(*state.c)
-        )
-        rows = connection.execute(take).all()
+        now = {"now": datetime.now(UTC)}
+        rows = connection.execute(self.statements.take, now).all()
         if len(rows) < len(names):  # a new database, or a new projection: made at 0
             _ensure_state_rows(connection, self.projections)
-            rows = connection.execute(take).all()
+            rows = connection.execute(self.statements.take, now).all()
         result = {}
         for row in rows:
             if self.rebuild:
@@ -184,10 +204,7 @@ class ProjectionRunner:
         return result
 
     def _advance(self, connection: Connection, position: int) -> None:
-        state = tables.projection_state
-        names = [projection.name for projection in self.projections]
-        column = "rebuild_position" if self.rebuild else "position"
-        connection.execute(update(state).where(state.c.name.in_(names)).values({column: position}))
+        connection.execute(self.statements.advance, {"advanced_to": position})
 
     def _route(self, event_type: type[LedgerAggregate.Event]) -> list[Projection]:
         """The projections events of this type change (most events change one or two)."""
