@@ -7,6 +7,7 @@ the table refuse UPDATE and DELETE. That is backend-specific SQL, kept here.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -169,12 +170,70 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             .as_string()
         )
 
+        self._group_lock = threading.Lock()
+        self._waiting: list[_Append] = []
+        self._appending = False
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        """Append with whoever else is waiting to (group commit).
+
+        The table lock lets one append run at a time, so writers that arrive while one
+        runs wait for it anyway: the first of them then appends for all, in one statement
+        and one commit. Each caller still gets back only its own positions, or its own
+        error: a group that fails is appended again one caller at a time, so one caller's
+        conflict never refuses another's events.
+        """
         if not stored_events:
             return []
+        mine = _Append(stored_events)
+        with self._group_lock:
+            self._waiting.append(mine)
+            leading = not self._appending
+            self._appending = True
+        if not leading:
+            mine.answered.wait()
+            if not mine.leads:
+                return mine.result()
+        with self._group_lock:
+            group, self._waiting = self._waiting, []
+        try:
+            self._append_group(group)
+        finally:
+            with self._group_lock:
+                if self._waiting:  # arrived meanwhile: the first appends for them all
+                    self._waiting[0].leads = True
+                    self._waiting[0].answered.set()
+                else:
+                    self._appending = False
+            for member in group:
+                member.answered.set()
+        return mine.result()
+
+    def _append_group(self, group: list[_Append]) -> None:
+        """Give every member of ``group`` its positions or its error."""
+        if len(group) > 1:
+            try:
+                positions = iter(self._append([e for member in group for e in member.events]))
+            except Exception:  # appended one by one below, each with its own outcome
+                pass
+            except BaseException as error:  # interrupted: each caller hears of it
+                for member in group:
+                    member.error = error
+                return
+            else:
+                for member in group:
+                    member.positions = list(islice(positions, len(member.events)))
+                return
+        for member in group:
+            try:
+                member.positions = self._append(member.events)
+            except BaseException as error:  # the member's to raise, in its own thread
+                member.error = error
+
+    def _append(self, stored_events: Sequence[StoredEvent]) -> list[int]:
         arrays = (
             [event.originator_id for event in stored_events],
             [event.originator_version for event in stored_events],
@@ -184,6 +243,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:
             cursor.execute(self.append_statement, arrays, prepare=True)
             return [row["notification_id"] for row in cursor.fetchall()]
+
+
+class _Append:
+    """One caller's events, waiting to be appended with others'."""
+
+    def __init__(self, events: Sequence[StoredEvent]) -> None:
+        self.events = events
+        self.answered = threading.Event()
+        self.leads = False
+        """Woken not with an answer but to append for the callers still waiting."""
+        self.positions: list[int] | None = None
+        self.error: BaseException | None = None
+
+    def result(self) -> list[int]:
+        if self.error is not None:
+            raise self.error
+        assert self.positions is not None, "every member of a group is answered"
+        return self.positions
 
 
 class PostgresEventLog(EventLog):
