@@ -194,7 +194,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             leading = not self._appending
             self._appending = True
         if not leading:
-            mine.answered.wait()
+            mine.wait()
             if not mine.leads:
                 return mine.result()
         with self._group_lock:
@@ -205,11 +205,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             with self._group_lock:
                 if self._waiting:  # arrived meanwhile: the first appends for them all
                     self._waiting[0].leads = True
-                    self._waiting[0].answered.set()
+                    self._waiting[0].answer()
                 else:
                     self._appending = False
             for member in group:
-                member.answered.set()
+                if member is not mine:
+                    member.answer()
         return mine.result()
 
     def _append_group(self, group: list[_Append]) -> None:
@@ -250,11 +251,20 @@ class _Append:
 
     def __init__(self, events: Sequence[StoredEvent]) -> None:
         self.events = events
-        self.answered = threading.Event()
+        # A lock held until the caller is answered: cheaper to wait on than an Event.
+        self._unanswered = threading.Lock()
+        self._unanswered.acquire()
         self.leads = False
         """Woken not with an answer but to append for the callers still waiting."""
         self.positions: list[int] | None = None
         self.error: BaseException | None = None
+
+    def wait(self) -> None:
+        self._unanswered.acquire()
+
+    def answer(self) -> None:
+        """Wake the caller; each is woken once, to lead or with its result."""
+        self._unanswered.release()
 
     def result(self) -> list[int]:
         if self.error is not None:
