@@ -145,6 +145,22 @@ def _insert_rows(table: Table) -> Insert:
     return insert(table)
 
 
+def _add_rows(
+    connection: Connection, table: Table, generation: int, rows: list[dict[str, Any]]
+) -> None:
+    """Add rows to a generation: by COPY on PostgreSQL where the columns allow it."""
+    if connection.dialect.name == "postgresql" and _copyable(table):
+        _copy_rows(connection, table, generation, rows)
+    else:
+        connection.execute(_insert_rows(table), [{"generation": generation, **row} for row in rows])
+
+
+@cache
+def _copyable(table: Table) -> bool:
+    """Plain columns only: COPY would need JSON encoded by hand."""
+    return not any(isinstance(column.type, JSON) for column in table.columns)
+
+
 class _AggregateProjection(Projection):
     """A projection whose rows are the current state of one kind of aggregate."""
 
@@ -200,7 +216,7 @@ class _AggregateProjection(Projection):
                 keys[table].append(key)
             for table, row in self.rows(aggregate, touched):
                 if table in touched:
-                    rows[table].append({"generation": generation, **row})
+                    rows[table].append(row)
         for table in self.tables:
             if keys[table]:
                 connection.execute(
@@ -208,7 +224,7 @@ class _AggregateProjection(Projection):
                     {"generation": generation, "keys": keys[table]},
                 )
             if rows[table]:
-                connection.execute(_insert_rows(table), rows[table])
+                _add_rows(connection, table, generation, rows[table])
         self.dirty.clear()
         if len(self.aggregates) > 5000:
             self.aggregates.clear()  # bounded memory on big rebuilds; reloaded when touched
@@ -324,8 +340,9 @@ def _copy_rows(
 ) -> None:
     """Append rows with PostgreSQL's binary COPY, in the batch's own transaction.
 
-    A rebuild writes one QA-run row per event; COPY streams them in one round trip
-    where an INSERT per row would dominate the rebuild. The binary format skips the
+    A rebuild writes one QA-run row per event, and a busy server rewrites a train's row
+    per event; COPY streams them in one round trip where an INSERT per row would
+    dominate. The binary format skips the
     text formatting of every timestamp and string: it was four times as costly per row.
     """
     names, types = _copy_types(table)
@@ -454,17 +471,8 @@ class _RowsProjection(Projection):
 
     def flush(self, connection: Connection, generation: int) -> None:
         if self.pending:
-            if connection.dialect.name == "postgresql" and self.copyable:
-                _copy_rows(connection, self.table, generation, self.pending)
-            else:
-                rows = [{"generation": generation, **row} for row in self.pending]
-                connection.execute(_insert_rows(self.table), rows)
+            _add_rows(connection, self.table, generation, self.pending)
             self.pending.clear()
-
-    @property
-    def copyable(self) -> bool:
-        """Plain columns only: COPY would need JSON encoded by hand."""
-        return not any(isinstance(column.type, JSON) for column in self.table.columns)
 
 
 class JourneyProjection(_RowsProjection):
