@@ -233,8 +233,9 @@ class WriteContext:
     """Who records a write through the API, and the ledger it goes to; ``at`` adds when it
     happened.
 
-    With an Idempotency-Key, ``at`` claims the key first, since the command runs next:
-    a request that is not the key's first answers from there (see ``api.idempotency``).
+    With an Idempotency-Key, ``command_route`` has claimed the key before the command
+    runs: a request that is not the key's first answers from there (see
+    ``api.idempotency``), and ``at`` ties the command to the key.
     """
 
     principal: Principal
@@ -246,7 +247,8 @@ class WriteContext:
     def at(self, occurred_at: datetime | None) -> CommandContext:
         source_ref = None
         if self.idempotency is not None:
-            self.idempotency.claim()
+            if self.idempotency.lease is None:
+                raise RuntimeError("a keyed write runs only once its key is claimed")
             source_ref = self.idempotency.source_ref
         return CommandContext(
             recorded_by=self.principal.name,
@@ -298,7 +300,9 @@ Write = Annotated[WriteContext, Depends(get_write_context)]
 
 def command_route(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
     """A write route, run on the command threads of its request's ``WriteContext``
-    rather than on FastAPI's threadpool (see ``api.commands``).
+    rather than on FastAPI's threadpool (see ``api.commands``). A keyed write claims its
+    Idempotency-Key first, waiting on the event loop if the key's first request is still
+    running.
 
     FastAPI reads the parameters through the wrapper, from ``route``'s own signature.
     """
@@ -306,6 +310,8 @@ def command_route(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
     @functools.wraps(route)
     async def run(*args: P.args, **kwargs: P.kwargs) -> T:
         write = next(value for value in kwargs.values() if isinstance(value, WriteContext))
+        if write.idempotency is not None:
+            await write.idempotency.claim()
         return await write.commands.run(functools.partial(route, *args, **kwargs))
 
     return run

@@ -19,6 +19,7 @@ the API refuses before its command runs (credentials, validation) never claims t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -254,7 +255,8 @@ class IdempotentReplay(Exception):
 
 @dataclass
 class IdempotentRequest:
-    """One POST carrying an ``Idempotency-Key``; ``claim`` right before its command runs."""
+    """One POST carrying an ``Idempotency-Key``; ``claim`` right before its command runs
+    (``deps.command_route`` does)."""
 
     keys: IdempotencyKeys
     principal: str
@@ -267,14 +269,21 @@ class IdempotentRequest:
     def source_ref(self) -> str:
         return source_ref(self.principal, self.key)
 
-    def claim(self) -> None:
+    async def claim(self) -> None:
         """Hold the key, or raise: the earlier answer (IdempotentReplay), 422 for a key
-        used with another body, 409 when its first request is still running."""
+        used with another body, 409 when its first request is still running.
+
+        It waits on the event loop, not on a command thread: a burst of retries of a key
+        whose first request is still running would otherwise hold every command thread
+        and keep other writes waiting.
+        """
         if self.lease is not None:
             return
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
-            outcome = self.keys.claim(self.principal, self.key, self.fingerprint)
+            outcome = await run_in_threadpool(
+                self.keys.claim, self.principal, self.key, self.fingerprint
+            )
             if isinstance(outcome, StoredResponse):
                 raise IdempotentReplay(outcome)
             if isinstance(outcome, Lease):
@@ -289,7 +298,7 @@ class IdempotentRequest:
                     title="Request in progress",
                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
                 )
-            time.sleep(POLL_SECONDS)
+            await asyncio.sleep(POLL_SECONDS)
 
     def finish(self, answer: StoredResponse) -> None:
         """Keep the command's answer for the key, or release the key for a retry."""

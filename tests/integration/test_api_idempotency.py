@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
+from api.commands import COMMAND_THREADS
 from api.idempotency import STALE_AFTER, fingerprint, utc_now
 from ledger.application import CommandContext
 from ledger.config import Database
@@ -23,6 +25,7 @@ from tests.conftest import event_count
 from tests.integration.test_api import Api, assert_problem, open_api, plan_scoped_train
 
 PLAN_5_6 = {"train": "5.6", "kind": "major", "title": "Tiering", "actor": "Grace"}
+PLAN_5_7 = {"train": "5.7", "kind": "major", "title": "Archive", "actor": "Grace"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -216,6 +219,47 @@ def test_a_request_still_in_progress_is_409_with_retry_after(
     assert_problem(response, 409, "idempotency-key-in-progress")
     assert response.headers["retry-after"] == "1"
     assert event_count(sqlite_api.ledger) == recorded
+
+
+def test_retries_waiting_on_a_running_key_do_not_hold_up_other_writes(
+    sqlite_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More retries of a still-running key than there are command threads wait for it
+    without taking one: a plain write sent after them is answered before any of them."""
+    monkeypatch.setattr("api.idempotency.WAIT_SECONDS", 1.0)
+    now = utc_now()
+    with sqlite_api.engine.begin() as connection:
+        connection.execute(
+            insert(idempotency_keys).values(
+                principal="writer-token",
+                key="plan-5.6",
+                fingerprint=fingerprint("POST", "/v1/trains", json.dumps(PLAN_5_6).encode()),
+                status="pending",
+                created_at=now,
+                claimed_at=now,
+            )
+        )
+    retries = COMMAND_THREADS + 4
+    answered: list[str] = []
+
+    def retry(_: int) -> httpx.Response:
+        response = post(sqlite_api, "/v1/trains", PLAN_5_6, "plan-5.6")
+        answered.append("retry")
+        return response
+
+    with ThreadPoolExecutor(max_workers=retries + 1) as pool:
+        waiting = [pool.submit(retry, n) for n in range(retries)]
+        time.sleep(0.3)  # let the retries reach their wait
+        plain = sqlite_api.client.post(
+            "/v1/trains", json=PLAN_5_7, headers=sqlite_api.auth("writer")
+        )
+        answered.append("plain")
+        responses = [future.result() for future in waiting]
+
+    assert plain.status_code == 201, plain.text
+    assert answered[0] == "plain", answered
+    for response in responses:
+        assert_problem(response, 409, "idempotency-key-in-progress")
 
 
 def test_a_conflict_that_asks_for_a_retry_frees_the_key(
