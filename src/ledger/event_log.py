@@ -7,6 +7,7 @@ the table refuse UPDATE and DELETE. That is backend-specific SQL, kept here.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -184,7 +185,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         runs wait for it anyway: the first of them then appends for all, in one statement
         and one commit. Each caller still gets back only its own positions, or its own
         error: a group that fails is appended again one caller at a time, so one caller's
-        conflict never refuses another's events.
+        conflict never refuses another's events. While the database is out of reach, every
+        caller waiting gets the error at once and retries on its own, as it would alone.
         """
         if not stored_events:
             return []
@@ -199,10 +201,18 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 return mine.result()
         with self._group_lock:
             group, self._waiting = self._waiting, []
+        unreachable: Exception | None = None
         try:
-            self._append_group(group)
+            unreachable = self._append_group(group)
         finally:
             with self._group_lock:
+                if unreachable is not None:
+                    # Those who queued meanwhile would only wait to meet it too: each
+                    # caller's retries then take as long as they would alone.
+                    late, self._waiting = self._waiting, []
+                    for member in late:
+                        member.error = _own_copy(unreachable)
+                    group += late
                 if self._waiting:  # arrived meanwhile: the first appends for them all
                     self._waiting[0].leads = True
                     self._waiting[0].answer()
@@ -213,26 +223,36 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     member.answer()
         return mine.result()
 
-    def _append_group(self, group: list[_Append]) -> None:
-        """Give every member of ``group`` its positions or its error."""
+    def _append_group(self, group: list[_Append]) -> Exception | None:
+        """Give every member of ``group`` its positions or its error; the error if the
+        database could not be reached."""
         if len(group) > 1:
             try:
                 positions = iter(self._append([e for member in group for e in member.events]))
+            except (InterfaceError, OperationalError) as error:
+                for member in group:
+                    member.error = _own_copy(error)
+                return error
             except Exception:  # appended one by one below, each with its own outcome
                 pass
             except BaseException as error:  # interrupted: each caller hears of it
                 for member in group:
-                    member.error = error
-                return
+                    member.error = _own_copy(error)
+                return None
             else:
                 for member in group:
                     member.positions = list(islice(positions, len(member.events)))
-                return
-        for member in group:
+                return None
+        for index, member in enumerate(group):
             try:
                 member.positions = self._append(member.events)
+            except (InterfaceError, OperationalError) as error:
+                for rest in group[index:]:  # they would meet it too
+                    rest.error = error if rest is member else _own_copy(error)
+                return error
             except BaseException as error:  # the member's to raise, in its own thread
                 member.error = error
+        return None
 
     def _append(self, stored_events: Sequence[StoredEvent]) -> list[int]:
         arrays = (
@@ -244,6 +264,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:
             cursor.execute(self.append_statement, arrays, prepare=True)
             return [row["notification_id"] for row in cursor.fetchall()]
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """``error`` for one more caller to raise: one exception raised in several threads
+    would collect all their tracebacks."""
+    own = copy.copy(error)
+    own.__cause__ = error.__cause__
+    return own
 
 
 class _Append:
