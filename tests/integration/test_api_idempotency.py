@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,22 @@ def sqlite_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]
     """The API on SQLite alone, for behaviour that does not depend on the backend."""
     with open_api(f"sqlite:///{tmp_path / 'ledger.sqlite3'}", monkeypatch) as opened:
         yield opened
+
+
+def claim_plan_5_6_elsewhere(api: Api, claimed_at: datetime) -> None:
+    """Leave key ``plan-5.6`` claimed for PLAN_5_6 at ``claimed_at`` and not answered, as a
+    request still running (or a server that died running it) leaves it."""
+    with api.engine.begin() as connection:
+        connection.execute(
+            insert(idempotency_keys).values(
+                principal="writer-token",
+                key="plan-5.6",
+                fingerprint=fingerprint("POST", "/v1/trains", json.dumps(PLAN_5_6).encode()),
+                status="pending",
+                created_at=claimed_at,
+                claimed_at=claimed_at,
+            )
+        )
 
 
 def post(
@@ -160,18 +176,7 @@ def test_concurrent_requests_with_one_key_record_once(api: Api) -> None:
 def test_a_stale_claim_of_a_crashed_server_is_taken_over_and_records_once(api: Api) -> None:
     """A claim left pending by a server that recorded, then died, is retried without a repeat."""
     # What the crashed server got done: the claim, and the command under its source_ref.
-    now = utc_now()
-    with api.engine.begin() as connection:
-        connection.execute(
-            insert(idempotency_keys).values(
-                principal="writer-token",
-                key="plan-5.6",
-                fingerprint=fingerprint("POST", "/v1/trains", json.dumps(PLAN_5_6).encode()),
-                status="pending",
-                created_at=now - STALE_AFTER - timedelta(seconds=1),
-                claimed_at=now - STALE_AFTER - timedelta(seconds=1),
-            )
-        )
+    claim_plan_5_6_elsewhere(api, utc_now() - STALE_AFTER - timedelta(seconds=1))
     crashed = api.ledger.plan_train(
         "5.6",
         "major",
@@ -200,18 +205,7 @@ def test_a_request_still_in_progress_is_409_with_retry_after(
 ) -> None:
     """A fresh claim without an answer makes a retry wait, then answer 409 in progress."""
     monkeypatch.setattr("api.idempotency.WAIT_SECONDS", 0.2)
-    now = utc_now()
-    with sqlite_api.engine.begin() as connection:
-        connection.execute(
-            insert(idempotency_keys).values(
-                principal="writer-token",
-                key="plan-5.6",
-                fingerprint=fingerprint("POST", "/v1/trains", json.dumps(PLAN_5_6).encode()),
-                status="pending",
-                created_at=now,
-                claimed_at=now,
-            )
-        )
+    claim_plan_5_6_elsewhere(sqlite_api, utc_now())
     recorded = event_count(sqlite_api.ledger)
 
     response = post(sqlite_api, "/v1/trains", PLAN_5_6, "plan-5.6")
@@ -227,18 +221,7 @@ def test_retries_waiting_on_a_running_key_do_not_hold_up_other_writes(
     """More retries of a still-running key than there are command threads wait for it
     without taking one: a plain write sent after them is answered before any of them."""
     monkeypatch.setattr("api.idempotency.WAIT_SECONDS", 1.0)
-    now = utc_now()
-    with sqlite_api.engine.begin() as connection:
-        connection.execute(
-            insert(idempotency_keys).values(
-                principal="writer-token",
-                key="plan-5.6",
-                fingerprint=fingerprint("POST", "/v1/trains", json.dumps(PLAN_5_6).encode()),
-                status="pending",
-                created_at=now,
-                claimed_at=now,
-            )
-        )
+    claim_plan_5_6_elsewhere(sqlite_api, utc_now())
     retries = COMMAND_THREADS + 4
     answered: list[str] = []
 
