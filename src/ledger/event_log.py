@@ -210,8 +210,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     # Those who queued meanwhile would only wait to meet it too: each
                     # caller's retries then take as long as they would alone.
                     late, self._waiting = self._waiting, []
-                    for member in late:
-                        member.error = _own_copy(unreachable)
+                    _fail(late, unreachable)
                     group += late
                 if self._waiting:  # arrived meanwhile: the first appends for them all
                     self._waiting[0].leads = True
@@ -230,14 +229,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             try:
                 positions = iter(self._append([e for member in group for e in member.events]))
             except (InterfaceError, OperationalError) as error:
-                for member in group:
-                    member.error = _own_copy(error)
+                _fail(group, error)
                 return error
             except Exception:  # appended one by one below, each with its own outcome
                 pass
             except BaseException as error:  # interrupted: each caller hears of it
-                for member in group:
-                    member.error = _own_copy(error)
+                _fail(group, error)
                 return None
             else:
                 for member in group:
@@ -247,8 +244,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             try:
                 member.positions = self._append(member.events)
             except (InterfaceError, OperationalError) as error:
-                for rest in group[index:]:  # they would meet it too
-                    rest.error = error if rest is member else _own_copy(error)
+                _fail(group[index:], error)  # the rest would meet it too
                 return error
             except BaseException as error:  # the member's to raise, in its own thread
                 member.error = error
@@ -266,12 +262,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             return [row["notification_id"] for row in cursor.fetchall()]
 
 
-def _own_copy(error: BaseException) -> BaseException:
-    """``error`` for one more caller to raise: one exception raised in several threads
-    would collect all their tracebacks."""
-    own = copy.copy(error)
-    own.__cause__ = error.__cause__
-    return own
+def _fail(members: list[_Append], error: BaseException) -> None:
+    """Give each member ``error`` to raise, a copy each: one exception raised in several
+    threads would collect all their tracebacks."""
+    for member in members:
+        member.error = copy.copy(error)
+        member.error.__cause__ = error.__cause__
 
 
 class _Append:

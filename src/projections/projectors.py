@@ -342,15 +342,12 @@ def _copy_rows(
 
     A rebuild writes one QA-run row per event, and a busy server rewrites a train's row
     per event; COPY streams them in one round trip where an INSERT per row would
-    dominate. The binary format skips the
-    text formatting of every timestamp and string: it was four times as costly per row.
+    dominate. The binary format skips the text formatting of every timestamp and string:
+    it was four times as costly per row.
     """
     names, types = _copy_types(table)
     driver_connection: Any = connection.connection.driver_connection
-    statement = psycopg_sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        psycopg_sql.Identifier(table.name),
-        psycopg_sql.SQL(", ").join(psycopg_sql.Identifier(name) for name in names),
-    )
+    statement = _copy_statement(table)
     fields = names[1:]
     try:
         with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
@@ -373,6 +370,15 @@ _COPY_TYPES: tuple[tuple[type[Any], str], ...] = (
     (UTCDateTime, "timestamptz"),
     (Date, "date"),
 )
+
+
+@cache
+def _copy_statement(table: Table) -> psycopg_sql.Composed:
+    names, _ = _copy_types(table)
+    return psycopg_sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        psycopg_sql.Identifier(table.name),
+        psycopg_sql.SQL(", ").join(psycopg_sql.Identifier(name) for name in names),
+    )
 
 
 @cache

@@ -187,10 +187,9 @@ class ProjectionRunner:
 
     def _lock(self, connection: Connection) -> dict[str, tuple[int, int]]:
         """Take the state rows of this runner's projections; their (generation, position)."""
-        names = [projection.name for projection in self.projections]
         now = {"now": datetime.now(UTC)}
         rows = connection.execute(self.statements.take, now).all()
-        if len(rows) < len(names):  # a new database, or a new projection: made at 0
+        if len(rows) < len(self.projections):  # a new database, or a new projection: made at 0
             _ensure_state_rows(connection, self.projections)
             rows = connection.execute(self.statements.take, now).all()
         result = {}
