@@ -377,7 +377,7 @@ def top_of_profile(path: Path, count: int = 20) -> str:
 
 
 def source_fingerprint() -> str:
-    """bench/projections.py's short hash of src/ and migrations/, to tell runs apart."""
+    """bench/projections.py's short hash of src/ (migrations included), to tell runs apart."""
     spec = importlib.util.spec_from_file_location("bench_projections", BENCH_DIR / "projections.py")
     assert spec is not None
     assert spec.loader is not None

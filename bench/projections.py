@@ -1194,10 +1194,10 @@ def report(
 
 
 def source_fingerprint() -> str:
-    """A short hash of the code measured (src/ and migrations/), to tell runs apart."""
+    """A short hash of the code measured (every module of src/, migrations included)."""
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for file in sorted([*root.glob("src/*/*.py"), *root.glob("migrations/versions/*.py")]):
+    for file in sorted(root.glob("src/**/*.py")):
         digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:10]
 

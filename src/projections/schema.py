@@ -129,17 +129,17 @@ def _switch_to_wal(cursor: Any) -> None:
 
 
 def migrations_directory() -> Path:
-    """Where ``migrations/`` is: the repository root, two levels above this package.
+    """Where the Alembic scripts are: ``projections/migrations``, shipped inside the package.
 
-    The ledger is installed editable from its ``src/`` layout, so the package's files are
-    the repository's own and the root is ``src/..``. A wheel built without the repository
-    carries no migrations; say so rather than fail inside Alembic.
+    A wheel, an editable install and the image all carry them, so ``ledger db upgrade``
+    works however the ledger was installed. A copy that lost them (a hand-trimmed
+    install) is told so here rather than failing inside Alembic.
     """
-    directory = Path(__file__).resolve().parents[2] / "migrations"
+    directory = Path(__file__).resolve().parent / "migrations"
     if not (directory / "env.py").is_file():
         raise ConfigurationError(
             f"the projection migrations are missing (no {directory / 'env.py'}): "
-            "install the ledger from its source tree with 'pip install -e .'"
+            "reinstall the release-ledger package"
         )
     return directory
 
@@ -199,7 +199,7 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision() -> str:
-    """The newest revision in ``migrations/``."""
+    """The newest revision of the packaged migrations."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise ConfigurationError("the projection migrations have no revisions")

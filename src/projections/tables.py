@@ -1,4 +1,4 @@
-"""The projection tables (SQLAlchemy Core); Alembic owns their schema (``migrations/``).
+"""The projection tables (SQLAlchemy Core); Alembic owns their schema (``projections/migrations``).
 
 Every read-model row carries a ``generation``: a rebuild writes the next generation beside
 the live one and then flips ``projection_state.generation``, so readers never go offline.

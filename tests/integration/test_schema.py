@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from typer.testing import CliRunner
 
+import projections
 from ledger.cli import app
 from ledger.config import Database
 from ledger.exceptions import ConfigurationError
@@ -34,6 +36,7 @@ from projections.schema import (
 from projections.tables import metadata
 from tests.conftest import open_ledger
 
+REPOSITORY = Path(__file__).resolve().parents[2]
 EVENT_STORE_TABLES = {"sqlite": "stored_events", "postgresql": "ledger_events"}
 
 
@@ -322,12 +325,22 @@ def test_ledger_db_upgrade_fails_in_one_line_when_the_database_is_unreachable(
     assert result.output.count("error:") == 1
 
 
-def test_migrations_are_found_from_the_installed_package() -> None:
-    """The package locates migrations/ on its own and knows the newest revision."""
+def test_migrations_are_found_inside_the_package() -> None:
+    """The scripts are the package's own files (projections/migrations) and know the head."""
     config = alembic_config()
 
     location = Path(config.get_main_option("script_location") or "")
     newest_file = max((location / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
-    assert location.name == "migrations"
+    assert location == Path(projections.__file__).resolve().parent / "migrations"
     assert head_revision() == newest_file.name[:4]
+
+
+def test_the_alembic_command_line_uses_the_packaged_scripts() -> None:
+    """alembic.ini at the root points at the packaged scripts: one copy, not two."""
+    config = Config(str(REPOSITORY / "alembic.ini"))
+
+    location = Path(config.get_main_option("script_location") or "")
+
+    assert location.resolve() == Path(projections.__file__).resolve().parent / "migrations"
+    assert not list((REPOSITORY / "migrations").glob("**/*.py"))

@@ -51,10 +51,44 @@ def test_the_database_lives_in_a_named_volume() -> None:
     assert mount == "/var/lib/postgresql/data"
 
 
-def test_the_image_carries_the_migrations_and_upgrades_before_serving() -> None:
-    """The image installs the source tree editable with migrations/, and runs db upgrade first."""
-    dockerfile = (ROOT / "Dockerfile").read_text()
+def image_stages() -> list[list[str]]:
+    """The Dockerfile's instructions (continuation lines joined), stage by stage."""
+    joined = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for line in joined.splitlines():
+        line = " ".join(line.split())
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
 
-    assert "COPY migrations ./migrations" in dockerfile
-    assert "pip install -e ." in dockerfile
-    assert "ledger db upgrade && ledger serve --host 0.0.0.0" in dockerfile
+
+def test_the_image_installs_only_the_wheel_built_in_a_stage_before() -> None:
+    """The final stage copies the wheel from the build stage, never the source tree."""
+    build, final = image_stages()
+
+    assert any(line.startswith("RUN pip wheel") for line in build)
+    copies = [line for line in final if line.startswith("COPY")]
+    assert copies == ["COPY --from=wheel /wheels /tmp/wheels"]
+    assert any("pip install /tmp/wheels/*.whl" in line for line in final)
+    assert not any("pip install -e" in line for stage in (build, final) for line in stage)
+
+
+def test_the_image_runs_as_a_user_with_a_healthcheck_and_upgrades_before_serving() -> None:
+    """Non-root, a health check on /healthz, and db upgrade before serve."""
+    final = image_stages()[-1]
+
+    users = [line for line in final if line.startswith("USER ")]
+    assert users
+    assert users[-1] not in ("USER root", "USER 0")
+    assert any(line.startswith("HEALTHCHECK") and "/healthz" in line for line in final)
+    assert "ledger db upgrade && exec ledger serve --host 0.0.0.0" in final[-1]
+
+
+def test_the_build_context_holds_only_what_the_wheel_is_built_from() -> None:
+    """.dockerignore keeps .venv, tests and databases out of the build context."""
+    ignored = (ROOT / ".dockerignore").read_text().split()
+
+    assert ignored[ignored.index("*") :][:4] == ["*", "!pyproject.toml", "!README.md", "!src"]
