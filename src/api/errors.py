@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 PROBLEM_BASE = "/problems/"
 MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 1
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class ApiProblem(Exception):
@@ -182,13 +184,29 @@ async def _http_error(request: Request, error: Exception) -> Response:
     if status == 404:
         detail = f"no resource at {request.method} {request.url.path}"
     elif status == 405:
-        allowed = (error.headers or {}).get("Allow") or (error.headers or {}).get("allow")
-        detail = f"{request.method} is not allowed on {request.url.path}"
-        if allowed:
-            detail += f"; allowed: {allowed}"
+        allowed = allowed_methods(request)
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+        return problem(status, None, detail, headers={**(error.headers or {}), "Allow": allowed})
     else:
         detail = str(error.detail)
     return problem(status, None, detail, headers=error.headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes on this path, for ``Allow``.
+
+    Starlette names only the first route the path matched: ``/v1/trains`` has one route
+    for GET and another for POST, and its 405 would say ``Allow: GET``. So each method
+    is put to the router as a request of its own would be.
+    """
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
 
 
 async def _api_problem(request: Request, error: Exception) -> Response:

@@ -9,6 +9,7 @@ offset (``+00:00``), every date as ``YYYY-MM-DD``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -16,27 +17,57 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
 )
 
 from ledger.values import (
+    CONTROL_CHARACTER_RANGES,
     EARLIEST_DATE,
     FEATURE_KEY_PATTERN,
     LATEST_DATE,
     MAX_CUSTOMER_WEIGHT,
+    MAX_TEXT,
+    PROSE_CONTROL_CHARACTER_RANGES,
     TRAIN_ID_PATTERN,
 )
 
-MAX_TEXT = 2000
 MAX_ITEMS = 1000
 MAX_COUNT = 100_000_000
 MAX_POSITION = 2**63 - 1
-FILTER_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+FILTER_PATTERN = f"^[^{CONTROL_CHARACTER_RANGES}]+$"
 """A text filter: control characters match nothing stored, and PostgreSQL refuses NUL."""
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+
+
+ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MOMENT_PATTERN = (
+    r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-[0-9]{2}-[0-9]{2}"
+    r"[Tt ][0-9]{2}:[0-9]{2}"
+)
+"""What the OpenAPI document says of a moment beyond ``date-time``: a year from 1900 to 9998."""
+DATE_PATTERN = r"^(19[0-9]{2}|2[01][0-9]{2})-[0-9]{2}-[0-9]{2}$"
+"""The same for a calendar date: a year from 1900 to 2199."""
+
+
+def _iso_moment(value: object) -> object:
+    """Only ISO 8601 text: pydantic alone would take ``0.5`` as a Unix time."""
+    if isinstance(value, datetime) or (isinstance(value, str) and ISO_MOMENT.match(value)):
+        return value
+    raise ValueError(
+        "must be an ISO 8601 date and time with a UTC offset, e.g. 2026-11-02T14:30:00+01:00"
+    )
+
+
+def _iso_date(value: object) -> object:
+    """Only ``YYYY-MM-DD``: pydantic alone would take ``0`` as 1970-01-01."""
+    if isinstance(value, date) or (isinstance(value, str) and ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("must be an ISO 8601 calendar date, YYYY-MM-DD")
 
 
 def _in_range(moment: datetime) -> datetime:
@@ -62,10 +93,28 @@ def _in_date_range(day: dt.date) -> dt.date:
     return day
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
-"""A client's point in time: ISO 8601 with a UTC offset, e.g. 2026-11-02T14:30:00+01:00."""
+def text_pattern(ranges: str, *, required: bool) -> str:
+    """The ledger's rule for a text as a JSON Schema pattern: no character of ``ranges``
+    and, when ``required``, something besides white space (the ledger trims it)."""
+    allowed = f"[^{ranges}]*"
+    return f"^{allowed}[^\\s{ranges}]{allowed}$" if required else f"^{allowed}$"
 
-CalendarDate = Annotated[dt.date, AfterValidator(_in_date_range)]
+
+Moment = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_moment),
+    AfterValidator(_in_range),
+    Field(json_schema_extra={"pattern": MOMENT_PATTERN}),
+]
+"""A client's point in time: ISO 8601 with a UTC offset, e.g. 2026-11-02T14:30:00+01:00,
+between the years 1900 and 9998."""
+
+CalendarDate = Annotated[
+    dt.date,
+    BeforeValidator(_iso_date),
+    AfterValidator(_in_date_range),
+    Field(json_schema_extra={"pattern": DATE_PATTERN}),
+]
 """A plan's date (YYYY-MM-DD), between 1900 and 2199."""
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
@@ -84,19 +133,38 @@ FeatureKey = Annotated[
     str,
     Field(
         pattern=FEATURE_KEY_PATTERN.pattern,
+        max_length=64,
         description="a Jira key or a slug",
         examples=["DEDUP-7"],
     ),
 ]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
-Actor = Annotated[
+NAME_PATTERN = text_pattern(CONTROL_CHARACTER_RANGES, required=True)
+OPTIONAL_NAME_PATTERN = text_pattern(CONTROL_CHARACTER_RANGES, required=False)
+PROSE_PATTERN = text_pattern(PROSE_CONTROL_CHARACTER_RANGES, required=False)
+REQUIRED_PROSE_PATTERN = text_pattern(PROSE_CONTROL_CHARACTER_RANGES, required=True)
+# The ledger checks these itself, with clearer messages; the patterns tell clients.
+Name = Annotated[
     str,
     Field(
         min_length=1,
         max_length=MAX_TEXT,
-        description="the person who decided or did it",
-        examples=["Ada Planner"],
+        description="one line, trimmed, no control characters",
+        json_schema_extra={"pattern": NAME_PATTERN},
     ),
+]
+"""A required name or label: a person, a customer, a build."""
+Title = Annotated[
+    str, Field(max_length=MAX_TEXT, json_schema_extra={"pattern": OPTIONAL_NAME_PATTERN})
+]
+"""An optional one-line text (a title, who asked); blank is the same as absent."""
+Text = Annotated[str, Field(max_length=MAX_TEXT, json_schema_extra={"pattern": PROSE_PATTERN})]
+"""Prose (a reason, notes): line breaks and tabs, but no other control character."""
+RequiredText = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_TEXT, json_schema_extra={"pattern": REQUIRED_PROSE_PATTERN}),
+]
+Actor = Annotated[
+    Name, Field(description="the person who decided or did it", examples=["Ada Planner"])
 ]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 OccurredAt = Annotated[
@@ -141,7 +209,7 @@ class PlanTrain(Command):
     parent: TrainId | None = Field(
         default=None, description="the major a minor or hotfix belongs to"
     )
-    title: Text | None = None
+    title: Title | None = None
 
 
 class ScheduleGate(Command):
@@ -180,7 +248,7 @@ class DecideGate(Command):
 class CustomerAsk(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: Annotated[str, Field(min_length=1, max_length=200, examples=["Globex"])]
+    name: Annotated[Name, Field(max_length=200, examples=["Globex"])]
     weight: float = Field(
         gt=0, le=MAX_CUSTOMER_WEIGHT, description="deal size or temperature", examples=[8.0]
     )
@@ -203,7 +271,7 @@ class ProposeScope(Command):
     )
 
     feature: FeatureKey
-    title: Text | None = None
+    title: Title | None = None
     classification: Literal["anchor", "committed", "stretch"]
     customers: list[CustomerAsk] = Field(default_factory=list, max_length=MAX_ITEMS)
 
@@ -235,12 +303,12 @@ class Decide(Command):
     action: Literal["commit", "stretch", "drop", "move", "add"]
     to_train: TrainId | None = Field(default=None, description="where a move goes")
     reason: Text | None = Field(default=None, description="required for drop, stretch, move, add")
-    requested_by: Text | None = None
+    requested_by: Title | None = None
     exception: bool = Field(default=False, description="an add after gate 3 (the big-deal case)")
     classification: Literal["anchor", "committed", "stretch"] | None = Field(
         default=None, description="for an add: how the feature joins (default committed)"
     )
-    title: Text | None = Field(default=None, description="for an add of a new feature")
+    title: Title | None = Field(default=None, description="for an add of a new feature")
     customers: list[CustomerAsk] = Field(
         default_factory=list, max_length=MAX_ITEMS, description="for an add"
     )
@@ -260,8 +328,8 @@ class ShipBetaDrop(Command):
         }
     )
 
-    build: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
-    customers: list[Annotated[str, Field(max_length=200)]] = Field(
+    build: Name
+    customers: list[Annotated[Name, Field(max_length=200)]] = Field(
         min_length=1, max_length=MAX_ITEMS
     )
     features: list[FeatureKey] = Field(min_length=1, max_length=MAX_ITEMS)
@@ -285,7 +353,7 @@ class RecordQARun(Command):
     )
 
     cycle: Literal["phase1", "phase2", "golden"]
-    build: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+    build: Name
     total: Count
     passed: Count
     failed: Count
@@ -308,7 +376,7 @@ class ChangeSupport(Command):
 
     status: Literal["supported", "hotfix_only", "eol"]
     eol_date: CalendarDate | None = None
-    reason: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+    reason: RequiredText
 
 
 # ================================================================== responses

@@ -42,7 +42,10 @@ from ledger.train import Train
 from ledger.transcodings import register_ledger_transcodings
 from ledger.values import (
     ACTIONS_NEEDING_REASON,
+    CONTROL_CHARACTER_RANGES,
     MAX_CUSTOMER_WEIGHT,
+    MAX_TEXT,
+    PROSE_CONTROL_CHARACTER_RANGES,
     RELEASE_GATE,
     Classification,
     DecisionAction,
@@ -60,11 +63,8 @@ from ledger.values import (
 )
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
-MAX_TEXT = 2000
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
-"""Unicode's control characters (category ``Cc``): C0, DEL and C1."""
-PROSE_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""The same but for tabs and line breaks (``\\t``, ``\\n``), which prose may hold."""
+CONTROL_CHARACTERS = re.compile(f"[{CONTROL_CHARACTER_RANGES}]")
+PROSE_CONTROL_CHARACTERS = re.compile(f"[{PROSE_CONTROL_CHARACTER_RANGES}]")
 MAX_COUNT = 100_000_000
 
 

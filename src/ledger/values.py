@@ -23,6 +23,15 @@ LATEST_DATE = date(2199, 12, 31)
 """Gate and end-of-life dates lie in this range: any plan fits, and every chart of them
 has room around its ends."""
 
+MAX_TEXT = 2000
+"""The longest text a field takes, once trimmed."""
+CONTROL_CHARACTER_RANGES = r"\x00-\x1f\x7f-\x9f"
+"""Unicode's control characters (category ``Cc``: C0, DEL and C1), as a regular expression's
+character class body (escapes, which Python and JSON Schema's ECMA-262 patterns both read).
+No name holds one: it would be invisible on the board and could not be searched for."""
+PROSE_CONTROL_CHARACTER_RANGES = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+"""The same but for tabs and line breaks (``\\t``, ``\\n``), which prose may hold."""
+
 MAX_CUSTOMER_WEIGHT = 1_000_000
 """Deal sizes and temperatures fit, and a feature's summed weight stays finite."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -316,6 +317,41 @@ def test_a_time_without_an_offset_is_refused(sqlite_api: Api) -> None:
     assert sqlite_api.last_position() == before
 
 
+@pytest.mark.parametrize("number", ["0.5", "1764547200", "0"])
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/v1/trains/5.5", "known_at"), ("/v1/trains/5.5", "as_of"), ("/v1/audit", "since")],
+)
+def test_a_number_is_not_taken_as_a_unix_time_in_a_query(
+    sqlite_api: Api, number: str, path: str, field: str
+) -> None:
+    """known_at=0.5 is a 422 naming the field, as any time that is not ISO 8601."""
+    plan_scoped_train(sqlite_api)
+
+    response = sqlite_api.get(path, **{field: number})
+
+    error = assert_problem(response, 422)["errors"][0]
+    assert error["field"] == field
+    assert "ISO 8601" in error["message"]
+
+
+def test_a_number_is_not_taken_as_a_time_or_a_date_in_a_body(sqlite_api: Api) -> None:
+    """occurred_at 0.5 and a gate date 0 are refused, and nothing is recorded."""
+    plan_scoped_train(sqlite_api)
+    before = sqlite_api.last_position()
+
+    moment = sqlite_api.post(
+        "/v1/trains", {"train": "5.7", "kind": "major", "actor": "A", "occurred_at": 0.5}
+    )
+    day = sqlite_api.post("/v1/trains/5.5/gates/3/schedule", {"date": 0, "actor": "A"})
+    numeric_day = sqlite_api.post("/v1/trains/5.5/gates/3/schedule", {"date": "0", "actor": "A"})
+
+    assert assert_problem(moment, 422)["errors"][0]["field"] == "occurred_at"
+    assert assert_problem(day, 422)["errors"][0]["field"] == "date"
+    assert assert_problem(numeric_day, 422)["errors"][0]["field"] == "date"
+    assert sqlite_api.last_position() == before
+
+
 # ============================================================ audit and events
 
 
@@ -591,6 +627,26 @@ def test_unknown_routes_and_methods_are_problems(sqlite_api: Api) -> None:
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/v1/trains", "GET, POST"),
+        ("PUT", "/v1/trains/5.5", "GET"),
+        ("GET", "/v1/trains/5.5/decisions", "POST"),
+        ("DELETE", "/v1/trains/5.5/gates/2/decision", "POST"),
+    ],
+)
+def test_a_wrong_method_names_every_method_the_path_takes(
+    sqlite_api: Api, method: str, path: str, allowed: str
+) -> None:
+    """Allow lists each method a route takes on the path, not only the first route's."""
+    response = sqlite_api.client.request(method, path, headers=sqlite_api.auth("admin"))
+
+    assert_problem(response, 405)
+    assert response.headers["allow"] == allowed
+    assert response.json()["detail"].endswith(f"allowed: {allowed}")
+
+
+@pytest.mark.parametrize(
     ("path", "params"),
     [
         ("/v1/trains/not a train", {}),
@@ -789,6 +845,100 @@ def test_the_openapi_document_names_every_operation_and_its_problems(sqlite_api:
     assert list(conflict["content"]) == [PROBLEM]
     examples = document["components"]["schemas"]["PlanTrain"]["examples"]
     assert examples[0]["train"] == "5.6"
+
+
+def _string_schemas(
+    document: dict[str, Any], schema: dict[str, Any], path: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each string schema inside ``schema`` with where it is, following $ref and anyOf."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        yield from _string_schemas(document, document["components"]["schemas"][name], path)
+    for option in schema.get("anyOf", []):
+        yield from _string_schemas(document, option, path)
+    for name, property_schema in schema.get("properties", {}).items():
+        yield from _string_schemas(document, property_schema, f"{path}.{name}")
+    if "items" in schema:
+        yield from _string_schemas(document, schema["items"], f"{path}[]")
+    if schema.get("type") == "string":
+        yield path, schema
+
+
+def test_the_openapi_document_states_the_limits_of_every_text_in_a_command(sqlite_api: Api) -> None:
+    """Every string a command takes has its length and its pattern (or choices) documented."""
+    document = sqlite_api.client.get("/openapi.json").json()
+
+    unbounded = []
+    for path, operations in document["paths"].items():
+        body = operations.get("post", {}).get("requestBody", {}).get("content", {})
+        schema = body.get("application/json", {}).get("schema")
+        if schema is None or path.startswith("/v1/webhooks"):
+            continue  # webhooks take the sender's own documents, stored raw
+        for where, string in _string_schemas(document, schema, path):
+            bounded = "enum" in string or "format" in string or "maxLength" in string
+            if not (bounded and ("pattern" in string or "enum" in string)):
+                unbounded.append(where)
+
+    assert unbounded == []
+
+
+def _pattern(document: dict[str, Any], model: str, field: str) -> re.Pattern[str]:
+    schema = document["components"]["schemas"][model]["properties"][field]
+    (string,) = [option for option in [schema, *schema.get("anyOf", [])] if "pattern" in option]
+    return re.compile(string["pattern"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("actor", "Ada Planner"),
+        ("actor", "  Ada  "),
+        ("actor", "   "),
+        ("actor", "Ada\x07"),
+        ("actor", "Ada\nPlanner"),
+        ("title", ""),
+        ("title", "Object\ttiering"),
+        ("occurred_at", "2026-11-02T14:30:00+01:00"),
+        ("occurred_at", "1899-12-31T12:00:00+00:00"),
+        ("occurred_at", "9999-01-01T00:00:00+00:00"),
+    ],
+)
+def test_the_documented_patterns_agree_with_what_the_server_takes(
+    sqlite_api: Api, field: str, value: str
+) -> None:
+    """A value the document's pattern refuses is refused with 422; one it allows is taken."""
+    document = sqlite_api.client.get("/openapi.json").json()
+    allowed = bool(_pattern(document, "PlanTrain", field).search(value))
+    body = {
+        "train": "5.7",
+        "kind": "major",
+        "actor": "Ada",
+        "occurred_at": "2026-11-02T14:30:00+01:00",
+    }
+
+    response = sqlite_api.post("/v1/trains", {**body, field: value})
+
+    assert response.status_code == (201 if allowed else 422), response.text
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value", "allowed"),
+    [
+        ("ChangeSupport", "reason", "major minus two\nas agreed", True),
+        ("ChangeSupport", "reason", "\n\t", False),
+        ("ChangeSupport", "reason", "bell\x07", False),
+        ("ScheduleGate", "date", "2199-12-31", True),
+        ("ScheduleGate", "date", "2200-01-01", False),
+        ("ScheduleGate", "date", "1899-12-31", False),
+    ],
+)
+def test_the_document_states_the_prose_and_date_limits(
+    sqlite_api: Api, model: str, field: str, value: str, allowed: bool
+) -> None:
+    """Prose may break lines but holds no other control character; dates run 1900 to 2199."""
+    document = sqlite_api.client.get("/openapi.json").json()
+
+    assert bool(_pattern(document, model, field).search(value)) is allowed
 
 
 def test_the_server_refuses_an_out_of_date_postgres_schema(postgres_url: str) -> None:
