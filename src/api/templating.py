@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
+from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -67,6 +69,18 @@ def evidence(value: Any) -> str:
     return str(value)
 
 
+def public_path(request: Request, path: str) -> str:
+    """The app's ``path`` as the browser sees it: under the proxy's prefix, when behind one
+    (``ledger serve --root-path``)."""
+    prefix: str = request.scope.get("root_path", "")
+    return prefix + path
+
+
+@pass_context
+def _public_path(context: Context, path: str) -> str:
+    return public_path(context["request"], path)
+
+
 def _environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -79,6 +93,7 @@ def _environment() -> Environment:
         day=day, moment=moment, percent=percent, duration=duration, humanize=humanize
     )
     environment.filters["evidence"] = evidence
+    environment.globals["path"] = _public_path
     return environment
 
 

@@ -31,7 +31,7 @@ from integrations.config import IntegrationsConfig, qtest_client
 from integrations.inbox import DeliveryStatus, Inbox, Integration
 from integrations.processor import InboxProcessor, InboxWorker, Round
 from ledger.application import ReleaseLedger
-from ledger.config import Database, Settings
+from ledger.config import Database, Settings, normalise_root_path
 from ledger.demo import demo_steps, load_demo
 from ledger.exceptions import LedgerError
 from ledger.integrity import verify_events
@@ -532,12 +532,24 @@ def serve(
         bool,
         typer.Option(help="make a reader token and print the dashboard's login link with it"),
     ] = True,
+    root_path: Annotated[
+        str | None,
+        typer.Option(
+            help="the path prefix a reverse proxy serves the ledger under, e.g. /ledger "
+            "(the proxy strips it); default LEDGER_ROOT_PATH",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API and the dashboard with uvicorn; each worker keeps the projections
-    current too."""
+    current too. Forwarded headers are believed only from LEDGER_TRUSTED_PROXIES."""
     import uvicorn  # only the server needs it; other commands start faster without
 
     settings, database = configured()
+    try:
+        prefix = settings.root_path if root_path is None else normalise_root_path(root_path)
+    except ValueError as error:
+        fail(f"--root-path: {error}")
     if database.backend == "memory" and workers > 1:
         fail("an in-memory ledger cannot be shared by several workers: use --workers 1")
     # Open everything once here, so a bad URL or an out-of-date schema is one clear
@@ -560,14 +572,31 @@ def serve(
         finally:
             engine.dispose()
     console.print(f"serving the API on http://{host}:{port} (Ctrl-C stops)", highlight=False)
+    if prefix:
+        console.print(f"behind a proxy that serves it under {prefix}", highlight=False)
+    if settings.trusted_proxies:
+        trusted = ", ".join(settings.trusted_proxies)
+        console.print(f"forwarded headers believed from {trusted}", highlight=False)
     if login is not None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        # Behind a proxy the public address is the proxy's, which only the proxy knows.
+        where = f"through your proxy, at {prefix}" if prefix else f"http://{shown}:{port}"
         console.print(
-            f"open the dashboard (a reader session): http://{shown}:{port}/login#token={login}",
+            f"open the dashboard (a reader session): {where}/login#token={login}",
             highlight=False,
             soft_wrap=True,
         )
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        root_path=prefix,
+        # uvicorn would otherwise believe X-Forwarded-* from any local client.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+    )
 
 
 def main() -> None:  # pragma: no cover - the console script's entry point

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ledger.exceptions import ConfigurationError
 from ledger.readiness import DEFAULT_QA_TARGET
 
 APPLICATION_NAME = "Ledger"
+ROOT_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 
 
 def default_database_url() -> str:
@@ -39,6 +43,59 @@ class Settings(BaseSettings):
     # Each server process maps webhook deliveries too, unless `ledger inbox run` does it
     # in a process of its own (which leaves the servers' cores to receiving).
     inbox_worker: bool = True
+    # Behind a reverse proxy (SPEC §12): the prefix the proxy serves the ledger under, and
+    # the proxies whose X-Forwarded-For and -Proto are believed. None by default: any
+    # client could otherwise claim another address, or https.
+    root_path: str = ""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("root_path")
+    @classmethod
+    def _check_root_path(cls, value: str) -> str:
+        return normalise_root_path(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: list[str]) -> list[str]:
+        return normalise_trusted_proxies(value)
+
+
+def normalise_root_path(value: str) -> str:
+    """``/ledger`` for ``/ledger/``; empty for none. A prefix is a path: no host, no query."""
+    path = value.strip().rstrip("/")
+    if path and not ROOT_PATH.fullmatch(path):
+        raise ValueError(
+            f"{value!r} is not a path prefix like /ledger "
+            "(segments of letters, digits, '.', '_', '~' or '-')"
+        )
+    return path
+
+
+def normalise_trusted_proxies(proxies: list[str]) -> list[str]:
+    """Each proxy as an address or a network (``10.0.0.5``, ``10.0.0.0/8``), or ``*`` alone.
+
+    The server would quietly take a malformed entry as a name no client ever has, and
+    trust no one; here it is refused instead.
+    """
+    if "*" in proxies:
+        if len(proxies) > 1:
+            raise ValueError("'*' trusts every client; it cannot be listed with others")
+        return proxies
+    normalised = []
+    for proxy in proxies:
+        try:
+            network = ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"{proxy!r} is not an IP address or network") from None
+        normalised.append(str(network.network_address if network.num_addresses == 1 else network))
+    return normalised
 
 
 @dataclass(frozen=True)

@@ -329,9 +329,68 @@ def test_serve_runs_uvicorn_with_the_app_factory(
     assert calls == [
         (
             ("api.main:create_app",),
-            {"factory": True, "host": "0.0.0.0", "port": 8123, "workers": 2},
+            {
+                "factory": True,
+                "host": "0.0.0.0",
+                "port": 8123,
+                "workers": 2,
+                "root_path": "",
+                "proxy_headers": False,
+                "forwarded_allow_ips": None,
+            },
         )
     ]
+
+
+def test_serve_behind_a_proxy_takes_its_prefix_and_believes_only_the_named_proxies(
+    runner: CliRunner, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--root-path (trailing slash dropped) and LEDGER_TRUSTED_PROXIES reach uvicorn."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+
+    result = runner.invoke(
+        app,
+        ["serve", "--root-path", "/ledger/", "--no-login-link"],
+        env={"LEDGER_DATABASE_URL": sqlite_url, "LEDGER_TRUSTED_PROXIES": "10.0.0.7, 10.1.0.0/16"},
+    )
+
+    assert result.exit_code == 0, result.output
+    (call,) = calls
+    assert call["root_path"] == "/ledger"
+    assert call["proxy_headers"] is True
+    assert call["forwarded_allow_ips"] == ["10.0.0.7", "10.1.0.0/16"]
+    assert "forwarded headers believed from 10.0.0.7, 10.1.0.0/16" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "env", "message"),
+    [
+        (["--root-path", "ledger"], {}, "--root-path: 'ledger' is not a path prefix"),
+        ([], {"LEDGER_ROOT_PATH": "/a?b"}, "invalid setting: root_path"),
+        ([], {"LEDGER_TRUSTED_PROXIES": "proxy.internal"}, "'proxy.internal' is not an IP"),
+        ([], {"LEDGER_TRUSTED_PROXIES": "*,10.0.0.1"}, "'*' trusts every client"),
+    ],
+)
+def test_serve_refuses_a_malformed_proxy_setting_in_one_line(
+    runner: CliRunner,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    arguments: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    """A prefix that is not a path, or a proxy that is not an address, stops serve at once."""
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: pytest.fail("must not serve"))
+
+    result = runner.invoke(
+        app, ["serve", *arguments], env={"LEDGER_DATABASE_URL": sqlite_url, **env}
+    )
+
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert result.output.count("error:") == 1
+    assert "Traceback" not in result.output
 
 
 def test_serve_refuses_an_out_of_date_postgres_schema_in_one_line(

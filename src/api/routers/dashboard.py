@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.charts import qa_chart, timeline
 from api.deps import QueriesDep
-from api.templating import templates
+from api.templating import public_path, templates
 from api.tokens import MAX_TOKEN_LENGTH, Authenticator, Principal, Role
 from ledger.exceptions import LedgerError, NotFound
 from ledger.values import Classification, DecisionAction, ScopeStatus
@@ -69,7 +69,8 @@ def install_dashboard(app: FastAPI) -> None:
 
     async def sign_in(request: Request, error: Exception) -> Response:
         assert isinstance(error, SignInRequired)
-        return RedirectResponse(f"/login?{urlencode({'next': error.back_to})}", status_code=303)
+        target = public_path(request, f"/login?{urlencode({'next': error.back_to})}")
+        return RedirectResponse(target, status_code=303)
 
     async def page_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, PageError)
@@ -91,11 +92,16 @@ def _back_to(request: Request) -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
-def _safe_next(target: str | None) -> str:
+def _safe_next(request: Request, target: str | None) -> str:
     """Only a path on this server: never ``//elsewhere`` or an absolute URL."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return "/"
+        return public_path(request, "/")
     return target
+
+
+def _cookie_path(request: Request) -> str:
+    """The session belongs to the ledger's own paths, under a proxy's prefix too."""
+    return public_path(request, "") or "/"
 
 
 def signed_in(request: Request) -> Principal:
@@ -114,14 +120,14 @@ Viewer = Annotated[Principal, Depends(signed_in)]
 
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> Response:
-    return _login_page(request, _safe_next(next), error=None, status=200)
+    return _login_page(request, _safe_next(request, next), error=None, status=200)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
     token = (form.get("token") or [""])[-1].strip()
-    target = _safe_next((form.get("next") or ["/"])[-1])
+    target = _safe_next(request, (form.get("next") or [""])[-1])
     principal = (
         await run_in_threadpool(request.app.state.resources.authenticator.authenticate, token)
         if 0 < len(token) <= MAX_TOKEN_LENGTH
@@ -138,15 +144,15 @@ async def login(request: Request) -> Response:
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
-        path="/",
+        path=_cookie_path(request),
     )
     return response
 
 
 @router.post("/logout")
-def logout() -> Response:
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+def logout(request: Request) -> Response:
+    response = RedirectResponse(public_path(request, "/login"), status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path=_cookie_path(request))
     return response
 
 
@@ -189,7 +195,7 @@ class View:
         if self.day is not None:
             params = {"as_of": self.day.isoformat(), **params}
         kept = {key: value for key, value in params.items() if value not in (None, "")}
-        return path + (f"?{urlencode(kept)}" if kept else "")
+        return public_path(self.request, path) + (f"?{urlencode(kept)}" if kept else "")
 
 
 def _as_of_day(value: str | None, today: date) -> date | None:
