@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint audit reliability bench bench-api bench-webhooks clean
+.PHONY: run test browser check-installed lint audit reliability bench bench-api bench-webhooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,19 @@ run: $(STAMP)
 	@$(BIN)/ledger token create --name "local-admin-$$(date +%Y%m%d-%H%M%S)" --role admin
 	$(BIN)/ledger serve
 
-test: $(STAMP) lint audit
+# The browser first: a machine without one stops here in seconds, not after the suite.
+test: $(STAMP) browser lint audit
 	$(BIN)/pytest
+
+# A Chromium for the browser tests: the system's, or Playwright's own, fetched if need be.
+browser: $(STAMP)
+	@$(BIN)/python scripts/find_chromium.py --install
+
+# The package as a user installs it: the built wheel in a new virtualenv outside the tree,
+# then db upgrade, demo, verify and a serve readiness probe on PostgreSQL
+# ($$LEDGER_TEST_DATABASE_URL, else the server on 127.0.0.1:5432).
+check-installed: $(STAMP)
+	$(BIN)/python scripts/check_installed.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts

@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium, on ``ledger serve`` with the demo on SQLite.
 
-Debian's ``chromium`` package provides the browser (``.ci/run`` installs it); Playwright
-drives it through ``executable_path`` and never downloads one. Screenshots of every page
+The browser is the one ``scripts/find_chromium.py`` finds: Debian's ``chromium`` package
+(``.ci/run`` installs it) or Playwright's own, which ``make test`` fetches when there is no
+other; Playwright drives it through ``executable_path``. Screenshots of every page
 go to ``$LEDGER_TEST_ARTEFACTS`` (default ``test-artifacts/screenshots``).
 """
 
@@ -18,12 +19,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from scripts.find_chromium import NoChromium, find_chromium
 from tests.conftest import SERVER_LOG
 from tests.served import finish, serve_ledger, start_ledger, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 ARTEFACTS = Path(os.environ.get("LEDGER_TEST_ARTEFACTS", "test-artifacts")) / "screenshots"
 CATCH_UP_TIMEOUT = 60.0
 
@@ -82,15 +83,14 @@ def caught_up_calendar(base_url: str, token: str) -> list[dict[str, object]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless; a missing browser fails the run rather than skipping it."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium); "
-            "the browser tests never download a browser"
-        )
+    """Chromium, headless; a missing browser fails the run rather than skipping it."""
+    try:
+        chromium = find_chromium()
+    except NoChromium as missing:
+        pytest.fail(str(missing), pytrace=False)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+            executable_path=chromium, headless=True, args=["--no-sandbox"]
         )
         yield launched
         launched.close()
