@@ -131,7 +131,12 @@ def serve_until_ready(ledger: Path, env: dict[str, str], workdir: Path, token: s
     try:
         wait_until_ready(server, base_url, log_path)
         print(f"ok  ledger serve: {base_url}/readyz answered 200", flush=True)
-        train = json.loads(get(f"{base_url}/v1/trains/5.5", token))
+        # Ready means the projections are close to the log's head, not at it: read the
+        # demo's train once they have applied the whole log, as a client reads its writes.
+        head = json.loads(get(f"{base_url}/v1/events?after=0&limit=1", token))["last_position"]
+        train = json.loads(
+            read_when_caught_up(f"{base_url}/v1/trains/5.5?min_position={head}", token)
+        )
         if train.get("train") != "5.5":
             raise CheckFailed(f"GET /v1/trains/5.5 answered {train}")
         if b"Sign in" not in get(f"{base_url}/login", token):
@@ -161,6 +166,17 @@ def wait_until_ready(server: subprocess.Popen[bytes], base_url: str, log_path: P
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.2)
     raise CheckFailed(f"ledger serve was not ready in {READY_TIMEOUT:.0f} s")
+
+
+def read_when_caught_up(url: str, token: str) -> bytes:
+    """GET a read with ``min_position``, asking again while it answers 503 (not yet)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            return get(url, token)
+        except CheckFailed as failed:
+            if " answered 503" not in str(failed) or time.monotonic() > deadline:
+                raise
 
 
 def get(url: str, token: str) -> bytes:
