@@ -19,7 +19,6 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 PROBLEM_BASE = "/problems/"
 MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 1
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class ApiProblem(Exception):
@@ -184,7 +182,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
     if status == 404:
         detail = f"no resource at {request.method} {request.url.path}"
     elif status == 405:
-        allowed = allowed_methods(request)
+        allowed = allowed_methods(request, error)
         detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
         return problem(status, None, detail, headers={**(error.headers or {}), "Allow": allowed})
     else:
@@ -192,21 +190,16 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return problem(status, None, detail, headers=error.headers)
 
 
-def allowed_methods(request: Request) -> str:
-    """Every method some route takes on this path, for ``Allow``.
+def allowed_methods(request: Request, error: StarletteHTTPException) -> str:
+    """Every method the matched path takes, for ``Allow``.
 
-    Starlette names only the first route the path matched: ``/v1/trains`` has one route
-    for GET and another for POST, and its 405 would say ``Allow: GET``. So each method
-    is put to the router as a request of its own would be.
+    Starlette names only the methods of the route it matched first: ``/v1/trains`` has
+    one route for GET and another for POST, and its 405 would say ``Allow: GET``. The app
+    keeps each path's methods across its routes (``app.state.methods_by_path``).
     """
-    routes = request.app.router.routes
-    return ", ".join(
-        method
-        for method in HTTP_METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
-        )
-    )
+    path = getattr(request.scope.get("route"), "path_format", None)
+    known: Mapping[str, str] = getattr(request.app.state, "methods_by_path", {})
+    return known.get(path or "") or (error.headers or {}).get("Allow", "")
 
 
 async def _api_problem(request: Request, error: Exception) -> Response:

@@ -16,10 +16,9 @@ from api.idempotency import IdempotencyMiddleware
 from api.metrics import install_metrics
 from api.resources import lifespan
 from api.responses import PROBLEM_MEDIA_TYPE, ORJSONResponse
-from api.routers import include_routers
+from api.routers import ROUTERS, dashboard, include_routers, methods_by_path
 from api.routers.dashboard import install_dashboard
 from api.security import SecurityHeaders, redact_access_log
-from api.shortcuts import Shortcuts
 from ledger.config import Settings
 
 API_VERSION = "1.0.0"
@@ -49,13 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Inside the size limit, outside the exception handlers: it keeps refusals' answers.
     app.add_middleware(IdempotencyMiddleware)
-    # Outside idempotency (neither of its answers is a ledger write), inside the rest.
-    app.add_middleware(Shortcuts)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders)
     install_metrics(app)  # added last, so outermost: it times the refusals above too
     include_routers(app)
     install_dashboard(app)
+    app.state.methods_by_path = methods_by_path(
+        [*(module.router for module in ROUTERS), dashboard.router]
+    )
     _document_problems(app)
     return app
 
