@@ -38,6 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # Known vulnerabilities in the installed packages fail it; an unreachable vulnerability
 # database only warns, so an offline build still passes and says it was not checked.

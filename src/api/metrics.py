@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Recording
@@ -26,11 +26,20 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.positions import BoundedRead, Positions
 from ledger.application import ReleaseLedger
 from ledger.source_reference import SourceReference
 
-if TYPE_CHECKING:
-    from api.resources import Resources
+
+class ScrapedReads(Protocol):
+    """What a scrape reads of the app's resources (``api.resources.Resources`` has them)."""
+
+    @property
+    def positions(self) -> BoundedRead[Positions]: ...
+
+    @property
+    def inbox_counts(self) -> BoundedRead[dict[str, int]]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,7 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 class ApiMetrics:
     """The registry of one app and the metrics the API records into it."""
 
-    def __init__(self, resources: Callable[[], Resources | None]) -> None:
+    def __init__(self, resources: Callable[[], ScrapedReads | None]) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "ledger_http_requests",
@@ -108,7 +117,7 @@ class ProjectionCollector(Collector):
     stale (``api.positions``).
     """
 
-    def __init__(self, resources: Callable[[], Resources | None]) -> None:
+    def __init__(self, resources: Callable[[], ScrapedReads | None]) -> None:
         self.resources = resources
 
     def describe(self) -> Iterable[Metric]:

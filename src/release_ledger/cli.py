@@ -32,7 +32,6 @@ from integrations.inbox import DeliveryStatus, Inbox, Integration
 from integrations.processor import InboxProcessor, InboxWorker, Round
 from ledger.application import ReleaseLedger
 from ledger.config import Database, Settings, normalise_root_path
-from ledger.demo import demo_steps, load_demo
 from ledger.exceptions import LedgerError
 from ledger.integrity import verify_events
 from ledger.transfer import import_lines, write_export
@@ -41,6 +40,7 @@ from projections.projectors import PROJECTION_NAMES
 from projections.queries import ProjectionQueries, TimePoint
 from projections.runner import ProjectionRunner, projection_status, rebuild
 from projections.schema import current_revision, engine_for, prepare, upgrade
+from release_ledger.demo import demo_steps, load_demo
 
 app = typer.Typer(
     name="ledger",

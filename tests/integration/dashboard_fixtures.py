@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.demo import load_demo
 from projections.projectors import PROJECTION_NAMES
 from projections.runner import wait_for_position
+from release_ledger.demo import load_demo
 from tests.integration.test_api import Api, open_api
 
 CATCH_UP_TIMEOUT = 60.0

@@ -633,6 +633,7 @@ def test_unknown_routes_and_methods_are_problems(sqlite_api: Api) -> None:
         ("PUT", "/v1/trains/5.5", "GET"),
         ("GET", "/v1/trains/5.5/decisions", "POST"),
         ("DELETE", "/v1/trains/5.5/gates/2/decision", "POST"),
+        ("PUT", "/login", "GET, POST"),
     ],
 )
 def test_a_wrong_method_names_every_method_the_path_takes(

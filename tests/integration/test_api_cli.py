@@ -21,10 +21,10 @@ from api.tokens import (
     revoke_token,
     token_hash,
 )
-from ledger.cli import app
 from ledger.config import Database
 from ledger.exceptions import InvalidCommand
 from projections.schema import engine_for
+from release_ledger.cli import app
 from tests.integration.test_api import Api, api_url, assert_problem, open_api
 
 __all__ = ["api_url"]  # a fixture, imported for its PostgreSQL upgrade

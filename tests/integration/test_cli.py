@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from integrations.inbox import Inbox
 from integrations.receiving import Webhooks, WebhookSecrets
-from ledger.cli import app
 from ledger.config import Database
 from projections.schema import engine_for, prepare
+from release_ledger.cli import app
 from tests.conftest import at, open_ledger
 from tests.scenarios import plan_scoped_train, tamper
 

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ledger.application import ReleaseLedger
-from ledger.cli import app
-from ledger.demo import DemoRefused, demo_steps, load_demo
 from ledger.integrity import verify_events
 from ledger.values import TRAIN_ID_PATTERN, feature_stream_id, train_stream_id
+from release_ledger.cli import app
+from release_ledger.demo import DemoRefused, demo_steps, load_demo
 from tests.conftest import at, event_count, open_ledger
 
 MAJORS = ("5.1", "5.2", "5.3", "5.4", "5.5", "5.6")

@@ -27,7 +27,6 @@ from sqlalchemy.exc import OperationalError
 
 from ledger.application import CommandContext, CustomerAsk, ReleaseLedger
 from ledger.config import Database
-from ledger.demo import load_demo
 from projections import tables
 from projections.projectors import PROJECTION_NAMES, all_projections
 from projections.queries import ProjectionQueries
@@ -40,6 +39,7 @@ from projections.runner import (
     wait_for_position,
 )
 from projections.schema import engine_for, upgrade
+from release_ledger.demo import load_demo
 from tests.conftest import open_ledger
 from tests.integration.test_projection_properties import (
     check_event_rows,

@@ -10,13 +10,13 @@ import orjson
 import pytest
 from sqlalchemy import update
 
-from ledger.demo import load_demo
 from ledger.transfer import export_lines, import_lines
 from projections import tables
 from projections.background import BackgroundProjector
 from projections.projectors import PROJECTION_NAMES
 from projections.queries import TimePoint
 from projections.runner import projection_status, rebuild, wait_for_position
+from release_ledger.demo import load_demo
 from tests.conftest import open_ledger
 from tests.projection_fixtures import Projected, projected
 from tests.scenarios import plan_scoped_train

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ledger.cli import app
+from release_ledger.cli import app
 from tests.api_client import assert_problem
 from tests.integration.dashboard_fixtures import demo_api
 from tests.integration.test_api import Api

@@ -19,7 +19,6 @@ from sqlalchemy import Engine, inspect, text
 from typer.testing import CliRunner
 
 import projections
-from ledger.cli import app
 from ledger.config import Database
 from ledger.exceptions import ConfigurationError
 from projections.schema import (
@@ -34,6 +33,7 @@ from projections.schema import (
     upgrade,
 )
 from projections.tables import metadata
+from release_ledger.cli import app
 from tests.conftest import open_ledger
 
 REPOSITORY = Path(__file__).resolve().parents[2]
