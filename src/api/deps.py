@@ -16,7 +16,6 @@ from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from api.commands import CommandThreads
 from api.errors import RETRY_AFTER_SECONDS, ApiProblem
 from api.idempotency import (
     KEY_HEADER,
@@ -240,7 +239,6 @@ class WriteContext:
 
     principal: Principal
     ledger: ReleaseLedger
-    commands: CommandThreads
     correlation_id: str | None
     idempotency: IdempotentRequest | None = None
 
@@ -290,19 +288,16 @@ async def get_write_context(
         idempotency = open_request(
             request.scope, resources.engine, principal.name, idempotency_key, body
         )
-    return WriteContext(
-        principal, resources.ledger, resources.commands, x_correlation_id, idempotency
-    )
+    return WriteContext(principal, resources.ledger, x_correlation_id, idempotency)
 
 
 Write = Annotated[WriteContext, Depends(get_write_context)]
 
 
 def command_route(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """A write route, run on the command threads of its request's ``WriteContext``
-    rather than on FastAPI's threadpool (see ``api.commands``). A keyed write claims its
-    Idempotency-Key first, waiting on the event loop if the key's first request is still
-    running.
+    """A write route, run on anyio's threads (as FastAPI runs a plain ``def`` route) once
+    a keyed write has claimed its Idempotency-Key: the claim waits on the event loop if the
+    key's first request is still running, so retries never hold a thread.
 
     FastAPI reads the parameters through the wrapper, from ``route``'s own signature.
     """
@@ -312,6 +307,6 @@ def command_route(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
         write = next(value for value in kwargs.values() if isinstance(value, WriteContext))
         if write.idempotency is not None:
             await write.idempotency.claim()
-        return await write.commands.run(functools.partial(route, *args, **kwargs))
+        return await run_in_threadpool(functools.partial(route, *args, **kwargs))
 
     return run

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
-from api.commands import COMMAND_THREADS
 from api.idempotency import STALE_AFTER, fingerprint, utc_now
+from api.resources import THREADPOOL_TOKENS
 from ledger.application import CommandContext
 from ledger.config import Database
 from ledger.exceptions import ConcurrencyConflict
@@ -218,11 +218,11 @@ def test_a_request_still_in_progress_is_409_with_retry_after(
 def test_retries_waiting_on_a_running_key_do_not_hold_up_other_writes(
     sqlite_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """More retries of a still-running key than there are command threads wait for it
-    without taking one: a plain write sent after them is answered before any of them."""
+    """More retries of a still-running key than there are threads wait for it without
+    holding one: a plain write sent after them is answered before any of them."""
     monkeypatch.setattr("api.idempotency.WAIT_SECONDS", 1.0)
     claim_plan_5_6_elsewhere(sqlite_api, utc_now())
-    retries = COMMAND_THREADS + 4
+    retries = THREADPOOL_TOKENS + 4
     answered: list[str] = []
 
     def retry(_: int) -> httpx.Response:
