@@ -112,7 +112,7 @@ MAX_SECONDS = 30.0
 PHASE_GRACE = 60.0  # beyond warm-up + window, a phase whose server stopped answering fails
 POLL_SECONDS = 0.2
 PROGRESS_SECONDS = 5.0
-RATIO_GOAL = 0.4
+RATIO_GOAL = 0.3
 
 OLD_TRAIN, NEW_TRAIN = "5.5", "5.6"
 FEATURES = 256  # per sender: 8, so one feature's moves are ~250 deliveries apart
