@@ -484,6 +484,118 @@ class Readiness(Out):
     criteria: list[Criterion]
 
 
+class GateForecast(Out):
+    gate: int
+    name: str
+    scheduled_for: date | None = Field(description="the gate's current target")
+    p50: date | None = Field(description="half the trajectories decide the gate by this day")
+    p80: date | None
+    p95: date | None
+    sample_trains: list[str] = Field(
+        description="the past trains of the same kind whose slips of this gate were drawn"
+    )
+    sample_size: int
+    reason: str | None = Field(description="why there are no dates; null when there are")
+
+
+class GoldenForecast(Out):
+    probability: float | None = Field(
+        ge=0, le=1, description="that the golden run reaches the target; null with a reason"
+    )
+    phase1_rate: float | None = Field(description="the train's phase-1 success rate, percent")
+    target: float = Field(description="the QA target, percent")
+    sample_trains: list[str] = Field(
+        description="the past trains whose gains from phase 1 to golden were drawn"
+    )
+    sample_size: int
+    reason: str | None
+
+
+class OverlapAlignment(Out):
+    next_major: str | None
+    code_freeze_from: date | None = Field(
+        description="this train's gate 3: decided, else forecast P50, else scheduled"
+    )
+    code_freeze_until: date | None = Field(description="its gate 4, the same way")
+    next_gate1: date | None = Field(description="the next major's gate 1, the same way")
+    aligned: bool | None = Field(
+        description="the next major's gate 1 falls inside this code freeze; null when a "
+        "date is missing"
+    )
+    detail: str
+
+
+class Forecast(Out):
+    """The forecast of a train's undecided gates, its golden run and the majors' overlap.
+
+    The example is the demo's 5.5 on the day it was laid out for, 2026-11-02.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "train": "5.5",
+                    "kind": "major",
+                    "as_of": "2026-11-02T14:30:00+00:00",
+                    "gates": [
+                        {
+                            "gate": 3,
+                            "name": "code freeze and beta readiness",
+                            "scheduled_for": "2026-11-11",
+                            "p50": "2026-11-11",
+                            "p80": "2026-11-11",
+                            "p95": "2026-11-11",
+                            "sample_trains": ["5.1", "5.2", "5.3", "5.4"],
+                            "sample_size": 4,
+                            "reason": None,
+                        },
+                        {
+                            "gate": 4,
+                            "name": "release",
+                            "scheduled_for": "2026-12-27",
+                            "p50": "2026-12-27",
+                            "p80": "2026-12-31",
+                            "p95": "2026-12-31",
+                            "sample_trains": ["5.1", "5.2", "5.3", "5.4"],
+                            "sample_size": 4,
+                            "reason": None,
+                        },
+                    ],
+                    "golden": {
+                        "probability": 0.7391,
+                        "phase1_rate": 89.6,
+                        "target": 96.0,
+                        "sample_trains": ["5.1", "5.2", "5.3", "5.4"],
+                        "sample_size": 4,
+                        "reason": None,
+                    },
+                    "overlap": {
+                        "next_major": "5.6",
+                        "code_freeze_from": "2026-11-11",
+                        "code_freeze_until": "2026-12-27",
+                        "next_gate1": "2026-11-22",
+                        "aligned": True,
+                        "detail": "5.6's gate 1 (forecast P50 2026-11-22) falls inside 5.5's "
+                        "code freeze, 2026-11-11 (forecast P50) to 2026-12-27 (forecast P50)",
+                    },
+                    "draws": 10000,
+                    "seed": 20111108,
+                }
+            ]
+        }
+    )
+
+    train: str
+    kind: str
+    as_of: Timestamp = Field(description="the moment forecast from: `as_of`, default now")
+    gates: list[GateForecast] = Field(description="each gate not yet passed, in order")
+    golden: GoldenForecast
+    overlap: OverlapAlignment | None = Field(description="majors only")
+    draws: int = Field(description="Monte Carlo trajectories drawn")
+    seed: int = Field(description="the fixed seed: the same ledger gives the same answer")
+
+
 class Customer(Out):
     customer: str
     weight: float

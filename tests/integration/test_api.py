@@ -825,6 +825,7 @@ def test_the_openapi_document_names_every_operation_and_its_problems(sqlite_api:
         "decideGate",
         "getGateReadiness",
         "getTrainReport",
+        "getTrainForecast",
         "proposeScope",
         "recordDecision",
         "shipBetaDrop",

@@ -15,6 +15,7 @@ from ledger.application import CommandResult, CustomerAsk
 from ledger.train import Train
 from ledger.values import TRAIN_ID_PATTERN
 from projections.documents import train_document
+from projections.forecast import forecast
 
 router = APIRouter(prefix="/v1/trains", tags=["trains"])
 
@@ -115,6 +116,24 @@ def get_gate_readiness(
         "ready": all(criterion.met for criterion in criteria),
         "criteria": [criterion.as_dict() for criterion in criteria],
     }
+
+
+@router.get(
+    "/{train}/forecast",
+    operation_id="getTrainForecast",
+    summary="P50/P80/P95 dates of the undecided gates, the golden run's odds, the overlap",
+    description="A Monte Carlo over the ledger's own history (10,000 draws, a fixed seed: the "
+    "same ledger gives the same answer): each undecided gate's dates from the slips of the "
+    "same gate on past trains of the same kind decided by `as_of` (default now), no dates "
+    "under three such trains; the probability that the golden run reaches the QA target from "
+    "the phase-1 rate and past gains; for a major, whether the next major's gate 1 falls in "
+    "its code freeze.",
+    response_model=schemas.Forecast,
+    responses=READ_PROBLEMS,
+)
+async def get_train_forecast(reading: ProjectionReaderAt, train: TrainPath) -> dict[str, Any]:
+    result = await run_in_threadpool(forecast, reading.queries, train, reading.at)
+    return result.as_dict()
 
 
 # ==================================================================== writes
