@@ -7,9 +7,12 @@ look on screen.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from projections.forecast import GateForecast, TrainForecast
 
 TIMELINE_WIDTH = 1200
 LABEL_WIDTH = 150
@@ -31,6 +34,19 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class ForecastRange:
+    """An undecided gate's forecast, P50 to P95, with P80 marked between."""
+
+    gate: int
+    x50: float
+    x80: float
+    x95: float
+    p50: date
+    p80: date
+    p95: date
+
+
+@dataclass(frozen=True)
 class Bar:
     train: str
     kind: str
@@ -40,6 +56,7 @@ class Bar:
     x0: float
     x1: float
     markers: list[Marker]
+    forecasts: list[ForecastRange] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -66,8 +83,27 @@ def _day(value: date | datetime) -> date:
     return value.astimezone(UTC).date() if isinstance(value, datetime) else value
 
 
-def timeline(calendar: list[dict[str, Any]], today: date, as_of: date | None) -> Timeline:
-    """Trains as bars from planning to their last gate, in the order they were planned."""
+def _forecast_ranges(
+    gates: Sequence[GateForecast], x: Callable[[date], float]
+) -> list[ForecastRange]:
+    return [
+        ForecastRange(
+            gate.gate, x(gate.p50), x(gate.p80), x(gate.p95), gate.p50, gate.p80, gate.p95
+        )
+        for gate in gates
+        if gate.p50 is not None and gate.p80 is not None and gate.p95 is not None
+    ]
+
+
+def timeline(
+    calendar: list[dict[str, Any]],
+    today: date,
+    as_of: date | None,
+    forecasts: Mapping[str, TrainForecast] | None = None,
+) -> Timeline:
+    """Trains as bars from planning to their last gate, in the order they were planned,
+    with each undecided gate's forecast range (P50 to P95) when ``forecasts`` has it."""
+    ranges = {train: forecast.gates for train, forecast in (forecasts or {}).items()}
     rows = sorted(calendar, key=lambda row: (row["planned_at"], row["train"]))
     spans: list[tuple[dict[str, Any], date, date, list[tuple[dict[str, Any], date]]]] = []
     for row in rows:
@@ -89,7 +125,9 @@ def timeline(calendar: list[dict[str, Any]], today: date, as_of: date | None) ->
         _day(gate["original_date"]) for row in rows for gate in row["gates"] if gate["slipped"]
     ]
     first = min(start for _, start, _, _ in spans) - timedelta(days=10)
-    last = max([*(end for _, _, end, _ in spans), today, *originals]) + timedelta(days=14)
+    forecast_ends = [gate.p95 for gates in ranges.values() for gate in gates if gate.p95]
+    last = max([*(end for _, _, end, _ in spans), today, *originals, *forecast_ends])
+    last += timedelta(days=14)
     scale = (PLOT_RIGHT - LABEL_WIDTH) / max((last - first).days, 1)
 
     def x(day: date) -> float:
@@ -125,6 +163,19 @@ def timeline(calendar: list[dict[str, Any]], today: date, as_of: date | None) ->
                 x(start),
                 x(end),
                 markers,
+                [
+                    ForecastRange(
+                        gate.gate,
+                        x(gate.p50),
+                        x(gate.p80),
+                        x(gate.p95),
+                        gate.p50,
+                        gate.p80,
+                        gate.p95,
+                    )
+                    for gate in ranges.get(row["train"], [])
+                    if gate.p50 and gate.p80 and gate.p95
+                ],
             )
         )
     if first <= today <= last:

@@ -55,7 +55,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from ledger.exceptions import NotFound
-from ledger.values import PASSING_OUTCOMES, QACycle, TrainKind
+from ledger.values import PASSING_OUTCOMES, QACycle, TrainKind, TrainStatus
 from projections.documents import TrainDocument
 from projections.queries import ProjectionQueries, TimePoint
 
@@ -134,6 +134,19 @@ def forecast(queries: ProjectionQueries, train: str, at: TimePoint) -> TrainFore
     as_of = (at.as_of or datetime.now(UTC)).astimezone(UTC)
     others = [d for d in queries.trains(kind=document["kind"], at=at) if d["train"] != train]
     return forecast_from([document, *others], train, as_of, queries.policy.qa_target)
+
+
+def open_forecasts(queries: ProjectionQueries, at: TimePoint) -> dict[str, TrainForecast]:
+    """The forecast of every train not yet released, from one read of the trains (the
+    timeline draws them all)."""
+    as_of = (at.as_of or datetime.now(UTC)).astimezone(UTC)
+    documents = queries.trains(at=at)
+    target = queries.policy.qa_target
+    return {
+        document["train"]: forecast_from(documents, document["train"], as_of, target)
+        for document in documents
+        if document["status"] != TrainStatus.RELEASED
+    }
 
 
 def forecast_from(

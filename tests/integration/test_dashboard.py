@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.routers.dashboard import SESSION_COOKIE
+from api.templating import day
 from api.tokens import create_token, revoke_token
 from tests.integration.dashboard_fixtures import demo_api
 from tests.integration.test_api import Api
@@ -189,6 +190,36 @@ def test_the_train_page_shows_board_readiness_qa_and_beta(browser: TestClient) -
     assert 'id="qa-target"' in html
     assert "target 96 %" in html
     assert "5.5.0-b2" in html
+
+
+def test_the_train_page_shows_the_forecast_the_api_gives(browser: TestClient, demo: Api) -> None:
+    """5.5's page lists each undecided gate's P50, P80 and P95, as the forecast API has them,
+    the golden run's odds, and whether 5.6's scope review falls in its code freeze."""
+    forecast = demo.get("/v1/trains/5.5/forecast").json()
+
+    html = page(browser, "/trains/5.5")
+
+    section = html[html.index('<section id="forecast">') :]
+    rows = re.findall(
+        r'<tr data-gate="(\d)">\s*<th scope="row">[^<]*</th>\s*<td>[^<]*</td>'
+        r"\s*<td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
+        section,
+    )
+    assert rows == [
+        (str(g["gate"]), *(day(date.fromisoformat(g[p])) for p in ("p50", "p80", "p95")))
+        for g in forecast["gates"]
+    ]
+    assert f"{forecast['golden']['probability'] * 100:.0f} % likely" in section
+    assert 'id="overlap" data-aligned="true"' in section
+
+
+def test_the_timeline_draws_the_forecast_ranges_of_open_trains(browser: TestClient) -> None:
+    """Each undecided gate with dates gets a P50-to-P95 band; released trains get none."""
+    html = page(browser, "/")
+
+    ranges = set(re.findall(r'class="forecast-range" data-train="([^"]+)" data-gate="(\d)"', html))
+    assert {("5.6", "1"), ("5.5", "3"), ("5.5", "4")} <= ranges
+    assert not {train for train, _ in ranges} & {"5.1", "5.2", "5.3", "5.4"}
 
 
 def test_as_of_shows_the_board_as_it_was_under_a_banner(browser: TestClient) -> None:

@@ -26,6 +26,7 @@ from api.templating import public_path, templates
 from api.tokens import MAX_TOKEN_LENGTH, Authenticator, Principal, Role
 from ledger.exceptions import LedgerError, NotFound
 from ledger.values import Classification, DecisionAction, ScopeStatus
+from projections.forecast import forecast, open_forecasts
 from projections.queries import ProjectionQueries, TimePoint
 from projections.report import end_of_day, weekly_report
 
@@ -241,7 +242,7 @@ def _found(read: Callable[[], T], what: str) -> T:
 @router.get("/")
 def timeline_page(view: ViewDep, queries: QueriesDep) -> Response:
     calendar = queries.calendar(view.at)
-    chart = timeline(calendar, view.today, view.day)
+    chart = timeline(calendar, view.today, view.day, open_forecasts(queries, view.at))
     trains = sorted(calendar, key=lambda row: (row["planned_at"], row["train"]))
     return _render(view, "timeline.html", chart=chart, trains=trains)
 
@@ -264,6 +265,7 @@ def train_page(view: ViewDep, queries: QueriesDep, train: str) -> Response:
         readiness=readiness,
         chart=chart,
         target=queries.policy.qa_target,
+        forecast=forecast(queries, train, view.at),
     )
 
 
