@@ -207,7 +207,7 @@ class ProjectionQueries:
                     .where(tables.trains.c.generation == generation)
                     .order_by(tables.trains.c.train)
                 ).all()
-                documents = [_train_from_rows(connection, generation, r._asdict()) for r in rows]
+                documents = _trains_from_rows(connection, generation, [r._asdict() for r in rows])
         else:
             documents = []
             for train in self._train_ids():
@@ -532,7 +532,48 @@ def _child_rows(
     return [row._asdict() for row in rows]
 
 
+TRAIN_CHILDREN = (
+    (tables.train_gates, "gate"),
+    (tables.train_scope, "feature"),
+    (tables.train_qa, "cycle"),
+    (tables.train_beta_drops, "seq"),
+)
+"""A train's rows in other tables, each in the order its document lists them."""
+
+
 def _train_from_rows(connection: Connection, generation: int, row: dict[str, Any]) -> TrainDocument:
+    children = {
+        table.name: _child_rows(connection, table, generation, "train", row["train"], order)
+        for table, order in TRAIN_CHILDREN
+    }
+    return _train_document(row, children)
+
+
+def _trains_from_rows(
+    connection: Connection, generation: int, rows: list[dict[str, Any]]
+) -> list[TrainDocument]:
+    """Many trains' documents from one query per child table, not one per train and table."""
+    trains = [row["train"] for row in rows]
+    children: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for table, order in TRAIN_CHILDREN:
+        by_train: dict[str, list[dict[str, Any]]] = {}
+        for child in connection.execute(
+            select(table)
+            .where(table.c.generation == generation, table.c.train.in_(trains))
+            .order_by(table.c.train, table.c[order])
+        ):
+            by_train.setdefault(child.train, []).append(child._asdict())
+        children[table.name] = by_train
+    return [
+        _train_document(row, {name: of.get(row["train"], []) for name, of in children.items()})
+        for row in rows
+    ]
+
+
+def _train_document(
+    row: dict[str, Any], children: dict[str, list[dict[str, Any]]]
+) -> TrainDocument:
+    """A train's document from its row and its rows in ``TRAIN_CHILDREN``, by table name."""
     train = row["train"]
     gates = [
         gate_document(
@@ -552,13 +593,11 @@ def _train_from_rows(connection: Connection, generation: int, row: dict[str, Any
             gate["decided_at"],
             gate["evidence"],
         )
-        for gate in _child_rows(connection, tables.train_gates, generation, "train", train, "gate")
+        for gate in children[tables.train_gates.name]
     ]
     scope = [
         {key: entry[key] for key in ("feature", "classification", "status", "moved_to")}
-        for entry in _child_rows(
-            connection, tables.train_scope, generation, "train", train, "feature"
-        )
+        for entry in children[tables.train_scope.name]
     ]
     runs = {
         run["cycle"]: {
@@ -569,7 +608,7 @@ def _train_from_rows(connection: Connection, generation: int, row: dict[str, Any
             "blocked": run["blocked"],
             "occurred_at": run["occurred_at"],
         }
-        for run in _child_rows(connection, tables.train_qa, generation, "train", train, "cycle")
+        for run in children[tables.train_qa.name]
     }
     drops = [
         {
@@ -578,9 +617,7 @@ def _train_from_rows(connection: Connection, generation: int, row: dict[str, Any
             "features": drop["features"],
             "occurred_at": drop["occurred_at"],
         }
-        for drop in _child_rows(
-            connection, tables.train_beta_drops, generation, "train", train, "seq"
-        )
+        for drop in children[tables.train_beta_drops.name]
     ]
     return {
         "train": train,
