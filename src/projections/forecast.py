@@ -140,10 +140,15 @@ def open_forecasts(queries: ProjectionQueries, at: TimePoint) -> dict[str, Train
     """The forecast of every train not yet released, from one read of the trains (the
     timeline draws them all)."""
     as_of = (at.as_of or datetime.now(UTC)).astimezone(UTC)
-    documents = queries.trains(at=at)
-    target = queries.policy.qa_target
+    return open_forecasts_from(queries.trains(at=at), as_of, queries.policy.qa_target)
+
+
+def open_forecasts_from(
+    documents: Sequence[TrainDocument], as_of: datetime, qa_target: float
+) -> dict[str, TrainForecast]:
+    """``open_forecasts`` from train documents already read (as of ``as_of``)."""
     return {
-        document["train"]: forecast_from(documents, document["train"], as_of, target)
+        document["train"]: forecast_from(documents, document["train"], as_of, qa_target)
         for document in documents
         if document["status"] != TrainStatus.RELEASED
     }

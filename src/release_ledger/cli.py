@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Literal, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -301,6 +301,13 @@ def replay(
     print_board(Console(), document, at)
 
 
+REPORT_FORMATS = {
+    "md": "the weekly report of train {train}",
+    "pptx": "the weekly deck of train {train}",
+    "xlsx": "the timeline of every train",
+}
+
+
 @app.command()
 def report(
     train: Annotated[str, typer.Option(help="the train, e.g. 5.5")],
@@ -312,16 +319,50 @@ def report(
             "before (default: now)",
         ),
     ] = None,
+    form: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="md (the report, printed), pptx (the weekly deck) or xlsx (the timeline)",
+        ),
+    ] = "md",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="file to write; pptx and xlsx need one"),
+    ] = None,
 ) -> None:
-    """Print the weekly status report of a train as Markdown."""
+    """Print the weekly status report of a train as Markdown, or write its deck or timeline."""
+    if form not in REPORT_FORMATS:
+        fail(f"--format must be md, pptx or xlsx, not {form!r}")
+    if form != "md" and output is None:
+        fail(f"--format {form} writes a file: name it with -o FILE")
+    moment = _report_moment(as_of) if as_of else None
+    with opened_projections() as (ledger, engine):
+        queries = ProjectionQueries(engine, ledger)
+        if form == "md":
+            content = _markdown_report(queries, train, moment).encode()
+        else:
+            from api.exports import office_file  # python-pptx and openpyxl load only here
+
+            office: Literal["pptx", "xlsx"] = "pptx" if form == "pptx" else "xlsx"
+            content = office_file(queries, train, office, moment).content
+    if output is None:
+        sys.stdout.write(content.decode())
+        sys.stdout.flush()
+        return
+    try:
+        output.write_bytes(content)
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or error}")
+    what = REPORT_FORMATS[form].format(train=train)
+    console.print(f"wrote {output}: {what}", highlight=False)
+
+
+def _markdown_report(queries: ProjectionQueries, train: str, moment: datetime | None) -> str:
     from api.templating import render_text  # Jinja2 loads only for this command
     from projections.report import weekly_report
 
-    moment = _report_moment(as_of) if as_of else None
-    with opened_projections() as (ledger, engine):
-        document = weekly_report(ProjectionQueries(engine, ledger), train, moment)
-    sys.stdout.write(render_text("report.md", report=document))
-    sys.stdout.flush()
+    return render_text("report.md", report=weekly_report(queries, train, moment))
 
 
 def _report_moment(value: str) -> datetime:
