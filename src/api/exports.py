@@ -13,7 +13,7 @@ from typing import Literal
 from api.deck import weekly_deck
 from api.office import PPTX, XLSX, download_name
 from api.workbook import timeline_workbook
-from projections.forecast import forecast, open_forecasts_from
+from projections.forecast import open_forecasts_from
 from projections.queries import ProjectionQueries, TimePoint
 from projections.report import weekly_report
 
@@ -39,9 +39,8 @@ def office_file(
 def weekly_deck_file(queries: ProjectionQueries, train: str, as_of: datetime | None) -> OfficeFile:
     """The train's weekly report and its forecast, both at ``as_of``, as a deck."""
     report = weekly_report(queries, train, as_of)
-    predicted = forecast(queries, train, _at(as_of))
     return OfficeFile(
-        weekly_deck(report, predicted), PPTX, download_name(train, "pptx", report.as_of)
+        weekly_deck(report, report.forecast), PPTX, download_name(train, "pptx", report.as_of)
     )
 
 

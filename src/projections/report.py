@@ -12,6 +12,7 @@ from typing import Any
 
 from ledger.exceptions import NotFound
 from ledger.values import IN_SCOPE_STATUSES, Classification, ScopeStatus
+from projections.forecast import TrainForecast, forecast
 from projections.queries import AUDIT_PAGE_MAX, ProjectionQueries, TimePoint
 
 REPORT_WINDOW = timedelta(days=7)
@@ -92,6 +93,7 @@ class WeeklyReport:
     risks: list[Risk]
     beta_drops: list[dict[str, Any]]
     anchors_with_beta: dict[str, list[str]] = field(default_factory=dict)
+    forecast: TrainForecast | None = None
 
     @property
     def qa_trend(self) -> str:
@@ -179,6 +181,7 @@ def weekly_report(
         risks=risks,
         beta_drops=list(document["beta_drops"]),
         anchors_with_beta=anchors,
+        forecast=forecast(queries, train, at) if document["status"] != "released" else None,
     )
 
 

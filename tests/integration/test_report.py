@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from api.templating import day
 from release_ledger.cli import app
 from tests.api_client import assert_problem
 from tests.integration.dashboard_fixtures import demo_api
@@ -115,6 +116,24 @@ def test_the_report_holds_dates_gates_qa_and_its_trend_risks_and_beta(demo: Api)
     assert "- **MGMT-505** (Predictive drive-failure alerts): stretched" in markdown
     assert "332 of 21,310 tests blocked in QA" in markdown
     assert "**5.5.0-b2** to Orion Telecom, Kestrel Media, Tidewater Energy" in markdown
+
+
+def test_the_report_carries_the_forecast_the_api_gives(demo: Api) -> None:
+    """Both formats list 5.5's undecided gates with the forecast API's P50, P80 and P95,
+    and the golden run's odds."""
+    forecast = demo.get("/v1/trains/5.5/forecast").json()
+    golden = f"{forecast['golden']['probability'] * 100:.0f} % likely to reach"
+
+    markdown = report(demo, "5.5", "md")
+    html = report(demo, "5.5", "html")
+
+    for gate in forecast["gates"]:
+        dates = [day(date.fromisoformat(gate[p])) for p in ("p50", "p80", "p95")]
+        assert " | ".join(dates) in markdown
+        assert f'<tr data-gate="{gate["gate"]}">' in html
+        assert all(shown in html for shown in dates)
+    assert golden in markdown
+    assert golden in html
 
 
 def test_an_anchor_without_a_beta_customer_is_a_risk(demo: Api) -> None:
