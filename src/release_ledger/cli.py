@@ -338,6 +338,9 @@ def report(
         fail(f"--format {form} writes a file: name it with -o FILE")
     moment = _report_moment(as_of) if as_of else None
     with opened_projections() as (ledger, engine):
+        # The report reads the projections, which only a server or `ledger projections run`
+        # keeps current: bring them up to the log first, so a report never misses a write.
+        ProjectionRunner(ledger, engine).catch_up()
         queries = ProjectionQueries(engine, ledger)
         if form == "md":
             content = _markdown_report(queries, train, moment).encode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,17 @@ def test_ledger_report_prints_the_markdown_report(
     assert result.exit_code == 0, result.output
     assert result.stdout == report(demo, "5.5", "md", end_of_day)
     assert "| STOR-506 | move → 5.6 | Hiroshi Tanaka |" in result.stdout
+
+
+def test_ledger_report_brings_the_projections_up_to_the_log_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after ``ledger demo``, with no server to project it, the report shows 5.5."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    monkeypatch.setenv("LEDGER_DATABASE_URL", url)
+    assert CliRunner().invoke(app, ["demo"]).exit_code == 0
+
+    result = CliRunner().invoke(app, ["report", "--train", "5.5"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("# Weekly status: train 5.5")
