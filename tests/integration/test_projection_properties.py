@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import tempfile
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 from eventsourcing.persistence import StoredEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +21,7 @@ from projections import tables
 from projections.projectors import AUDITED, JOURNEY_ACTIONS, PROJECTION_NAMES
 from projections.queries import TimePoint
 from projections.runner import ProjectionRunner, projection_status, rebuild
-from tests.conftest import open_ledger
+from tests.conftest import fresh_database, open_ledger
 from tests.projection_fixtures import Projected, live_rows, projected
 
 # ------------------------------------------------------------------ shared checks
@@ -308,26 +304,13 @@ def test_random_histories_project_consistently_on_sqlite(history: list[Any]) -> 
             ledger.close()
 
 
-@contextmanager
-def new_postgres_database(server: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database on ``server``, dropped afterwards."""
-    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @settings(PROPERTY_SETTINGS, max_examples=10)
 @given(history=HISTORY)
 def test_random_histories_project_consistently_on_postgres(
     postgres_server: str, history: list[Any]
 ) -> None:
     """On PostgreSQL, random histories projected in small batches equal their rebuild and replay."""
-    with new_postgres_database(postgres_server) as url:
+    with fresh_database(postgres_server) as url:
         ledger = open_ledger(url)
         target = projected(ledger, url)
         try:
