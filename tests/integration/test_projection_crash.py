@@ -40,11 +40,10 @@ from projections.runner import (
 )
 from projections.schema import engine_for, upgrade
 from release_ledger.demo import load_demo
-from tests.conftest import open_ledger
+from tests.conftest import fresh_database, open_ledger
 from tests.integration.test_projection_properties import (
     check_event_rows,
     check_positions_at_head,
-    new_postgres_database,
 )
 from tests.projection_fixtures import live_rows
 
@@ -166,7 +165,7 @@ def opened(copy_url: str) -> Iterator[tuple[ReleaseLedger, Engine]]:
 
 def reference_rows(ledger: ReleaseLedger, server: str) -> dict[str, list[str]]:
     """The rows of the whole log projected in one go into a database of their own."""
-    with new_postgres_database(server) as url:
+    with fresh_database(server) as url:
         engine = engine_for(Database.from_url(url))
         try:
             upgrade(engine)
